@@ -1,0 +1,458 @@
+"""TCP proxying: listeners bound to one cluster each, sessions that pipe bytes to a backend.
+
+Theory of operation
+-------------------
+``TcpProxy`` is the session factory of every TCP listener. It knows which cluster each
+listener serves (the TCP frontend), each cluster's PROXY protocol mode, and the backends
+(``BackendMap``). An accepted client gets a ``TcpSession`` holding two pooled buffers;
+without a frontend or a buffer the client is closed at once.
+
+A ``TcpSession`` walks forward through its states::
+
+    [ExpectProxyProtocol | RelayProxyProtocol] -> [SendProxyProtocol] -> Pipe
+
+and, beside them, owns the backend connection, which states only use:
+
+* connect: non-blocking ``connect`` to a backend picked by the cluster's algorithm; the
+  first WRITABLE/HUP/ERROR on the backend token ends the attempt, and ``SO_ERROR`` says
+  how. Success resets the backend's circuit breaker (``BACKEND_UP`` if it was down).
+  Failure or ``connect_timeout`` counts against the backend (``BACKEND_DOWN`` when its
+  retry budget is spent) and tries again, at most ``CONNECT_ATTEMPTS`` times in all;
+  with nothing left to try the client is closed and ``NO_AVAILABLE_BACKENDS`` is pushed
+  (once, until the cluster serves a connection again).
+* timeouts: ``front_timeout`` and ``back_timeout`` close an idle session;
+  ``connect_timeout`` bounds each connect attempt.
+* removal: a session keeps the ``Backend`` it connected to even after ``REMOVE_BACKEND``;
+  the last one to close pushes ``REMOVED_BACKEND_HAS_NO_CONNECTIONS``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from pysozu.reactor import metrics as m
+from pysozu.reactor.channel import event_message
+from pysozu.reactor.readiness import ERROR, HUP, NONE, READABLE, WRITABLE, Readiness
+from pysozu.reactor.server import Listener, Server
+from pysozu.reactor.session import (
+    ProxySession,
+    SessionState,
+    SocketHandler,
+    StateFactory,
+    StateMachineSession,
+)
+from pysozu.reactor.timer import Timeout
+
+from .backends import Backend, BackendMap, NoAvailableBackend
+from .pipe import Pipe
+from .proxy_protocol import build_v2
+from .proxy_protocol_states import ExpectProxyProtocol, RelayProxyProtocol, SendProxyProtocol
+
+log = logging.getLogger("pysozu.tcp")
+
+#: Connect attempts per client before giving up (Sōzu's ``CONN_RETRIES``).
+CONNECT_ATTEMPTS = 3
+
+_CONNECTING, _CONNECTED, _NOT_CONNECTED = 0, 1, 2
+
+
+@dataclass
+class TcpListenerConfig:
+    """What a TCP listener changes in its sessions (Sōzu ``TcpListenerConfig``)."""
+
+    address: str
+    public_address: str | None = None
+    expect_proxy: bool = False
+    front_timeout: float = 60
+    back_timeout: float = 30
+    connect_timeout: float = 3
+
+
+@dataclass
+class TcpCluster:
+    cluster_id: str
+    proxy_protocol: str | None = None  # None | EXPECT_HEADER | SEND_HEADER | RELAY_HEADER
+
+
+def _sockaddr(addr: Any) -> tuple[str, int]:
+    return (addr[0], addr[1])
+
+
+class TcpSession(StateMachineSession):
+    """One client connection through a TCP listener (see module docstring)."""
+
+    protocol = "tcp"
+
+    def __init__(
+        self,
+        proxy: TcpProxy,
+        server: Server,
+        sock: socket.socket,
+        peer: Any,
+        listener: Listener,
+        cluster_id: str,
+        to_back: bytearray,
+        to_front: bytearray,
+    ) -> None:
+        super().__init__(server, sock, peer, listener)
+        config: TcpListenerConfig = listener.config
+        self.proxy = proxy
+        self.config = config
+        self.cluster_id = cluster_id
+        self.client_address: Any = peer
+        self.proxy_header: Any = None
+        self.to_back = to_back
+        self.to_back_mv = memoryview(to_back)
+        self.to_front = to_front
+        self.to_back_start = 0
+        self.to_back_end = 0
+        self.front_readiness = Readiness(READABLE | HUP | ERROR)
+        self.back_readiness = Readiness(NONE)
+        self.back: SocketHandler | None = None
+        self.back_socket: socket.socket | None = None
+        self.back_token = -1
+        self.back_status = _NOT_CONNECTED
+        self.backend: Backend | None = None
+        self.connect_attempts = 0
+        self.connect_started = 0.0
+        timers = server.timers
+        self.front_timeout = Timeout(timers, config.front_timeout, self._front_timed_out)
+        self.back_timeout = Timeout(timers, config.back_timeout, self._back_timed_out)
+        self.connect_timeout = Timeout(timers, config.connect_timeout, self._connect_timed_out)
+        self.front_timeout.set()
+        self.closed = False
+
+    # -- readiness shared by the states -------------------------------------------------------
+    @property
+    def back_connected(self) -> bool:
+        return self.back_status == _CONNECTED
+
+    def update_front_back_readiness(self, token: int, events: int) -> None:
+        if token == self.frontend_token:
+            self.front_readiness.event |= events
+        elif token == self.back_token:
+            self.back_readiness.event |= events
+
+    def readiness_interest(self, token: int) -> int:
+        if token == self.frontend_token:
+            return self.front_readiness.interest
+        if token == self.back_token:
+            return self.back_readiness.interest
+        return NONE
+
+    def log_debug(self, msg: str, *args: Any) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s " + msg, self.print_session(), *args)
+
+    # -- state chain --------------------------------------------------------------------------
+    def first_state(self) -> SessionState:
+        cluster = self.proxy.clusters.get(self.cluster_id)
+        mode = cluster.proxy_protocol if cluster is not None else None
+        if self.config.expect_proxy:
+            if mode == "RELAY_HEADER":
+                return RelayProxyProtocol(self)
+            return ExpectProxyProtocol(self)
+        if mode == "RELAY_HEADER":
+            return RelayProxyProtocol(self)
+        return self.next_state(None)  # type: ignore[return-value]
+
+    def next_state(self, current: SessionState | None) -> SessionState | None:
+        """The state after ``current`` (None: the session just started without a header)."""
+        cluster = self.proxy.clusters.get(self.cluster_id)
+        mode = cluster.proxy_protocol if cluster is not None else None
+        if not isinstance(current, SendProxyProtocol):
+            if self.back_status == _NOT_CONNECTED and not self.connect_backend():
+                return None
+            if mode == "SEND_HEADER":
+                state: SessionState = SendProxyProtocol(self, self._proxy_header_v2())
+                if self.back_connected:
+                    state.backend_connected()  # type: ignore[attr-defined]
+                return state
+        pipe = Pipe(
+            self.front,
+            self.frontend_token,
+            self.front_readiness,
+            self.back,
+            self.back_token,
+            self.back_readiness,
+            self.to_back,
+            self.to_front,
+            to_back_start=self.to_back_start,
+            to_back_end=self.to_back_end,
+            back_connected=self.back_connected,
+            front_timeout=self.front_timeout,
+            back_timeout=self.back_timeout,
+        )
+        self.to_back_mv.release()
+        return pipe
+
+    def _proxy_header_v2(self) -> bytes:
+        header = self.proxy_header
+        if header is not None and header.command == "LOCAL":
+            return build_v2(None, None, command="LOCAL")
+        source = self.client_address
+        destination = header.destination if header is not None else None
+        if destination is None:
+            destination = _sockaddr(self.front_socket.getsockname())
+        return build_v2(_sockaddr(source), _sockaddr(destination))
+
+    # -- backend connection -------------------------------------------------------------------
+    def connect_backend(self) -> bool:
+        """Start a connect to a backend of the cluster; False if none can be tried."""
+        proxy = self.proxy
+        server = self.server
+        while self.connect_attempts < CONNECT_ATTEMPTS:
+            self.connect_attempts += 1
+            try:
+                backend = proxy.backends.backend_from_cluster_id(self.cluster_id)
+            except NoAvailableBackend:
+                proxy.no_backend(self.cluster_id)
+                return False
+            family = socket.AF_INET6 if ":" in backend.sockaddr[0] else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            err = sock.connect_ex(backend.sockaddr)
+            if err not in (0, errno.EINPROGRESS, errno.EAGAIN):
+                sock.close()
+                server.metrics.incr(m.BACKEND_CONNECT_ERROR)
+                proxy.backend_failed(self.cluster_id, backend)
+                continue
+            backend.inc_connections()
+            server.metrics.gauge_add(m.BACKEND_CONNECTIONS, 1)
+            self.backend = backend
+            self.back_socket = sock
+            self.back = SocketHandler(sock)
+            self.back_token = sock.fileno()
+            self.back_status = _CONNECTING
+            self.back_readiness.event = NONE
+            self.back_readiness.interest |= WRITABLE | HUP | ERROR
+            self.connect_started = server.now
+            server.register(self.back_token, self, self.back_readiness.interest)
+            self.connect_timeout.set()
+            state = self.state
+            if isinstance(state, Pipe | SendProxyProtocol):
+                state.set_back(self.back, self.back_token)
+            return True
+        server.metrics.incr(m.NO_BACKEND)
+        return False
+
+    def _check_connect(self) -> bool:
+        """The connect attempt ended; False when the session must close."""
+        sock = self.back_socket
+        assert sock is not None and self.backend is not None
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self.log_debug("connect to %s failed: %s", self.backend.address, os.strerror(err))
+            return self._connect_failed()
+        self.connect_timeout.cancel()
+        self.back_status = _CONNECTED
+        backend = self.backend
+        if backend.success(self.server.now - self.connect_started):
+            self.proxy.push(backend_event("BACKEND_UP", self.cluster_id, backend))
+            self.server.metrics.incr(m.BACKEND_UP)
+        self.proxy.backend_served(self.cluster_id)
+        self.back_timeout.set()
+        state = self.state
+        if isinstance(state, Pipe | SendProxyProtocol):
+            state.backend_connected()
+        return True
+
+    def _connect_failed(self) -> bool:
+        backend = self.backend
+        self.server.metrics.incr(m.BACKEND_CONNECT_ERROR)
+        self._close_back()
+        if backend is not None:
+            self.proxy.backend_failed(self.cluster_id, backend)
+        if self.connect_backend():
+            return True
+        return False
+
+    def _close_back(self) -> None:
+        self.connect_timeout.cancel()
+        self.back_timeout.cancel()
+        sock = self.back_socket
+        if sock is not None:
+            self.server.unregister(self.back_token)
+            sock.close()
+            self.back_socket = None
+            self.back = None
+            self.back_token = -1
+            self.server.metrics.gauge_add(m.BACKEND_CONNECTIONS, -1)
+            backend = self.backend
+            if backend is not None and backend.dec_connections():
+                self.proxy.push(
+                    backend_event("REMOVED_BACKEND_HAS_NO_CONNECTIONS", self.cluster_id, backend)
+                )
+        self.back_status = _NOT_CONNECTED
+        self.back_readiness.reset()
+
+    # -- reactor side -------------------------------------------------------------------------
+    def update_readiness(self, token: int, events: int) -> None:
+        if events & (HUP | ERROR):
+            events |= READABLE
+        if token == self.frontend_token:
+            self.front_readiness.event |= events
+        elif token == self.back_token:
+            self.back_readiness.event |= events
+
+    def ready(self) -> bool:
+        if self.back_status == _CONNECTING and self.back_readiness.event & (
+            WRITABLE | HUP | ERROR
+        ):
+            if not self._check_connect():
+                return True
+        return super().ready()
+
+    def tokens(self) -> list[int]:
+        if self.back_token >= 0:
+            return [self.frontend_token, self.back_token]
+        return [self.frontend_token]
+
+    def interest(self, token: int) -> int:
+        return self.readiness_interest(token)
+
+    def _front_timed_out(self) -> None:
+        if self.alive:
+            self.server.metrics.incr(m.FRONT_TIMEOUT)
+            self.server.kill_session(self)
+
+    def _back_timed_out(self) -> None:
+        if self.alive:
+            self.server.metrics.incr(m.BACK_TIMEOUT)
+            self.server.kill_session(self)
+
+    def _connect_timed_out(self) -> None:
+        if not self.alive or self.back_status != _CONNECTING:
+            return
+        self.server.metrics.incr(m.CONNECT_TIMEOUT)
+        if not self._connect_failed():
+            self.server.kill_session(self)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.front_timeout.cancel()
+        self._close_back()
+        super().close()
+        pool = self.server.pool
+        self.to_back_mv.release()
+        pool.checkin(self.to_back)
+        pool.checkin(self.to_front)
+        self.server.metrics.gauge(m.BUFFER_IN_USE, pool.in_use)
+
+    def print_session(self) -> str:
+        backend = self.backend.address if self.backend is not None else "-"
+        state = self.state.print_state() if self.state is not None else "closed"
+        return f"TcpSession({self.peer_address} -> {self.cluster_id}/{backend}, {state})"
+
+
+def backend_event(kind: str, cluster_id: str, backend: Backend) -> dict[str, Any]:
+    return event_message(
+        kind, cluster_id=cluster_id, backend_id=backend.backend_id, address=backend.address
+    )
+
+
+class TcpProxy:
+    """Session factory and configuration of every TCP listener of a worker."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.backends = BackendMap()
+        self.clusters: dict[str, TcpCluster] = {}
+        #: listener address -> cluster id (one cluster per TCP listener, as in Sōzu)
+        self.frontends: dict[str, str] = {}
+        self._no_backend_reported: set[str] = set()
+        #: listener address -> first state of a custom protocol (``Worker.set_listener_handler``)
+        self.handlers: dict[str, StateFactory] = {}
+
+    # -- events -------------------------------------------------------------------------------
+    def push(self, event: dict[str, Any]) -> None:
+        self.server.push_event(event)
+
+    def no_backend(self, cluster_id: str) -> None:
+        """No backend can be tried for a client: report it once until one serves again."""
+        if cluster_id not in self._no_backend_reported:
+            self._no_backend_reported.add(cluster_id)
+            self.push(event_message("NO_AVAILABLE_BACKENDS", cluster_id=cluster_id))
+
+    def backend_served(self, cluster_id: str) -> None:
+        self._no_backend_reported.discard(cluster_id)
+
+    def backend_failed(self, cluster_id: str, backend: Backend) -> None:
+        if backend.failure():
+            self.server.metrics.incr(m.BACKEND_DOWN)
+            self.push(backend_event("BACKEND_DOWN", cluster_id, backend))
+
+    # -- factory ------------------------------------------------------------------------------
+    def create_session(
+        self, server: Server, sock: socket.socket, peer: Any, listener: Listener
+    ) -> ProxySession | None:
+        handler = self.handlers.get(listener.address)
+        if handler is not None:
+            custom = StateMachineSession(server, sock, peer, listener, handler)
+            if custom.state is not None:
+                server.metrics.gauge_add(f"protocol.{custom.state.NAME}", 1)
+            return custom
+        cluster_id = self.frontends.get(listener.address)
+        if cluster_id is None:
+            return None
+        pool = server.pool
+        to_back = pool.checkout()
+        to_front = pool.checkout() if to_back is not None else None
+        if to_back is None or to_front is None:
+            pool.checkin(to_back)
+            server.metrics.incr(m.BUFFER_EXHAUSTED)
+            return None
+        server.metrics.gauge(m.BUFFER_IN_USE, pool.in_use)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        session = TcpSession(self, server, sock, peer, listener, cluster_id, to_back, to_front)
+        state = session.first_state()
+        if state is None:
+            session.alive = False
+            session.close()
+            return None
+        session.state = state
+        server.metrics.gauge_add(f"protocol.{state.NAME}", 1)
+        return session
+
+    # -- configuration ------------------------------------------------------------------------
+    def add_cluster(
+        self,
+        cluster_id: str,
+        proxy_protocol: str | None,
+        load_balancing: str = "ROUND_ROBIN",
+        load_metric: str | None = None,
+    ) -> None:
+        self.clusters[cluster_id] = TcpCluster(cluster_id, proxy_protocol)
+        self.backends.set_load_balancing(cluster_id, load_balancing, load_metric)
+
+    def remove_cluster(self, cluster_id: str) -> None:
+        self.clusters.pop(cluster_id, None)
+        for backend in self.backends.remove_cluster(cluster_id):
+            if backend.drained:
+                self.push(
+                    backend_event("REMOVED_BACKEND_HAS_NO_CONNECTIONS", cluster_id, backend)
+                )
+        for address in [a for a, c in self.frontends.items() if c == cluster_id]:
+            del self.frontends[address]
+
+    def add_backend(self, cluster_id: str, backend: Backend) -> None:
+        self.backends.add_backend(cluster_id, backend)
+        self._no_backend_reported.discard(cluster_id)
+
+    def remove_backend(self, cluster_id: str, address: str, backend_id: str | None) -> None:
+        for backend in self.backends.remove_backends(cluster_id, address, backend_id):
+            if backend.drained:
+                self.push(
+                    backend_event("REMOVED_BACKEND_HAS_NO_CONNECTIONS", cluster_id, backend)
+                )

@@ -1,0 +1,552 @@
+"""ConfigState: the proxy's configuration as plain data, changed only by requests.
+
+Theory of operation
+-------------------
+Every configuration request a proxy accepts is first applied to a :class:`ConfigState` (as
+Sōzu's ``command/src/state.rs`` does).  The state holds no sockets, so it is the single place
+where a request is judged valid *against what already exists* (a backend needs its cluster, a
+listener address is taken once, …):
+
+* :meth:`ConfigState.check` raises :class:`StateError` and changes nothing;
+  :meth:`ConfigState.apply` checks, then mutates, and says whether anything changed.  A
+  worker checks a request here before touching a live listener, so a refused request leaves
+  both the state and the sockets untouched.
+* :meth:`ConfigState.generate_requests` rebuilds the state from empty (state files, a new
+  worker); :meth:`ConfigState.diff` gives the requests that turn one state into another
+  (configuration reload).  Both emit requests in an order that every step of which passes
+  :meth:`check`: removals before additions, listeners before clusters, clusters before their
+  frontends and backends, activation last.
+* :meth:`ConfigState.hash` and :meth:`ConfigState.cluster_hashes` digest a canonical JSON form
+  (sorted keys, sorted collections), so two states with the same content have the same hash
+  whatever order their requests came in; the main process compares workers with them.
+
+State files are Sōzu's format: the JSON requests of :meth:`generate_requests` separated by
+``"\\n\\0"``.
+
+Decisions where Sōzu is silent or looser: ADD_BACKEND and ADD_TCP_FRONTEND need an existing
+cluster; ADD_BACKEND is an upsert on ``(backend_id, address)`` (as in Sōzu) but one backend id
+or one address is used once per cluster, so removal by id+address is never ambiguous;
+REMOVE_CLUSTER also drops the cluster's backends and frontends; one TCP frontend per address;
+a listener address is used by one listener whatever its protocol.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Final
+
+from pysozu.command import CommandError, Request, make_request, parse_request
+
+__all__ = ["STATE_SEPARATOR", "ConfigState", "StateError"]
+
+#: Separator between the JSON requests of a state file (Sōzu's ``write_requests_to_file``).
+STATE_SEPARATOR: Final = "\n\0"
+
+#: Request types that never change the state (answered by the worker, or by the main process).
+_PASSIVE: Final = frozenset(
+    {
+        "STATUS",
+        "SOFT_STOP",
+        "HARD_STOP",
+        "SAVE_STATE",
+        "LOAD_STATE",
+        "QUERY_CLUSTER_BY_ID",
+        "QUERY_CLUSTERS_HASHES",
+        "LIST_LISTENERS",
+    }
+)
+
+#: Listener protocol (``ListenerType``) -> request type that adds such a listener.
+_LISTENER_ADD: Final = {"TCP": "ADD_TCP_LISTENER"}
+#: Listener protocol -> request type that patches such a listener in place.
+_LISTENER_UPDATE: Final = {"TCP": "UPDATE_TCP_LISTENER"}
+#: Listener protocol -> fields its UPDATE request can change (``address`` and ``active`` can't).
+_LISTENER_UPDATABLE: Final = {
+    "TCP": ("public_address", "expect_proxy", "front_timeout", "back_timeout", "connect_timeout"),
+}
+
+
+class StateError(ValueError):
+    """A request does not fit the current state, or a state file is unreadable."""
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _backend_key(backend: dict[str, Any]) -> tuple[str, str]:
+    return (backend["backend_id"], backend["address"])
+
+
+class ConfigState:
+    """Clusters, backends, listeners and frontends, keyed as Sōzu keys them.
+
+    Stored values are the normalised ``fields`` of the requests that created them:
+    clusters by id (ADD_CLUSTER fields), backends per cluster (ADD_BACKEND fields, sorted by
+    ``(backend_id, address)``), listeners per protocol by address (ADD_*_LISTENER fields,
+    including ``active``), TCP frontends by address (``cluster_id``, ``address``, ``tags``).
+    """
+
+    def __init__(self) -> None:
+        self._clusters: dict[str, dict[str, Any]] = {}
+        self._backends: dict[str, list[dict[str, Any]]] = {}
+        self._listeners: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in _LISTENER_ADD}
+        self._tcp_frontends: dict[str, dict[str, Any]] = {}
+        self._handlers: dict[str, tuple[Callable[[Request], None], Callable[[Request], bool]]] = {
+            "ADD_CLUSTER": (self._check_nothing, self._add_cluster),
+            "REMOVE_CLUSTER": (self._check_remove_cluster, self._remove_cluster),
+            "ADD_BACKEND": (self._check_add_backend, self._add_backend),
+            "REMOVE_BACKEND": (self._check_remove_backend, self._remove_backend),
+            "ADD_TCP_LISTENER": (self._check_add_listener, self._add_listener),
+            "UPDATE_TCP_LISTENER": (self._check_update_listener, self._update_listener),
+            "REMOVE_LISTENER": (self._check_listener_exists, self._remove_listener),
+            "ACTIVATE_LISTENER": (self._check_listener_exists, self._activate_listener),
+            "DEACTIVATE_LISTENER": (self._check_listener_exists, self._deactivate_listener),
+            "ADD_TCP_FRONTEND": (self._check_add_tcp_frontend, self._add_tcp_frontend),
+            "REMOVE_TCP_FRONTEND": (self._check_remove_tcp_frontend, self._remove_tcp_frontend),
+        }
+
+    @classmethod
+    def from_requests(cls, requests: Iterable[Request]) -> ConfigState:
+        """A state built by applying ``requests`` in order (raises on the first bad one)."""
+        state = cls()
+        for request in requests:
+            state.apply(request)
+        return state
+
+    def copy(self) -> ConfigState:
+        """An independent deep copy (e.g. to try a batch of requests before committing)."""
+        other = ConfigState()
+        other._clusters = copy.deepcopy(self._clusters)
+        other._backends = copy.deepcopy(self._backends)
+        other._listeners = copy.deepcopy(self._listeners)
+        other._tcp_frontends = copy.deepcopy(self._tcp_frontends)
+        return other
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ConfigState):
+            return NotImplemented
+        return self._content() == other._content()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: use .hash() for a digest
+
+    def __repr__(self) -> str:
+        listeners = sum(len(by_address) for by_address in self._listeners.values())
+        backends = sum(len(v) for v in self._backends.values())
+        return (
+            f"<ConfigState clusters={len(self._clusters)} backends={backends} "
+            f"listeners={listeners} tcp_frontends={len(self._tcp_frontends)}>"
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # check / apply
+    # ----------------------------------------------------------------------------------------
+
+    def check(self, request: Request) -> None:
+        """Raise :class:`StateError` if ``request`` cannot be applied; never changes anything."""
+        if request.type in _PASSIVE:
+            return
+        handlers = self._handlers.get(request.type)
+        if handlers is None:
+            raise StateError(f"request type {request.type!r} is not handled by ConfigState")
+        handlers[0](request)
+
+    def apply(self, request: Request) -> bool:
+        """Check then apply ``request``; return True if the state changed."""
+        self.check(request)
+        if request.type in _PASSIVE:
+            return False
+        return self._handlers[request.type][1](request)
+
+    @staticmethod
+    def _check_nothing(request: Request) -> None:
+        """ADD_CLUSTER is an upsert, as in Sōzu: re-adding replaces the configuration."""
+
+    def _need_cluster(self, cluster_id: str, what: str) -> None:
+        if cluster_id not in self._clusters:
+            raise StateError(f"cluster {cluster_id!r} not found ({what})")
+
+    def _add_cluster(self, request: Request) -> bool:
+        config = copy.deepcopy(request.fields)
+        if self._clusters.get(config["cluster_id"]) == config:
+            return False
+        self._clusters[config["cluster_id"]] = config
+        return True
+
+    def _check_remove_cluster(self, request: Request) -> None:
+        self._need_cluster(request["cluster_id"], "REMOVE_CLUSTER")
+
+    def _remove_cluster(self, request: Request) -> bool:
+        cluster_id = request["cluster_id"]
+        del self._clusters[cluster_id]
+        self._backends.pop(cluster_id, None)
+        for address in [a for a, f in self._tcp_frontends.items() if f["cluster_id"] == cluster_id]:
+            del self._tcp_frontends[address]
+        return True
+
+    def _check_add_backend(self, request: Request) -> None:
+        cluster_id, backend_id, address = (
+            request["cluster_id"],
+            request["backend_id"],
+            request["address"],
+        )
+        self._need_cluster(cluster_id, f"ADD_BACKEND {backend_id!r}")
+        for backend in self._backends.get(cluster_id, ()):
+            if backend["backend_id"] == backend_id and backend["address"] != address:
+                raise StateError(
+                    f"backend {backend_id!r} already exists in cluster {cluster_id!r} "
+                    f"with address {backend['address']}"
+                )
+            if backend["address"] == address and backend["backend_id"] != backend_id:
+                raise StateError(
+                    f"address {address} is already used by backend {backend['backend_id']!r} "
+                    f"in cluster {cluster_id!r}"
+                )
+
+    def _add_backend(self, request: Request) -> bool:
+        backend = copy.deepcopy(request.fields)
+        backends = self._backends.setdefault(backend["cluster_id"], [])
+        key = _backend_key(backend)
+        for index, existing in enumerate(backends):
+            if _backend_key(existing) == key:
+                if existing == backend:
+                    return False
+                backends[index] = backend  # upsert: new sticky id, weight or backup flag
+                return True
+        backends.append(backend)
+        backends.sort(key=_backend_key)
+        return True
+
+    def _check_remove_backend(self, request: Request) -> None:
+        cluster_id, key = request["cluster_id"], _backend_key(request.fields)
+        if not any(_backend_key(b) == key for b in self._backends.get(cluster_id, ())):
+            raise StateError(
+                f"backend {key[0]!r} with address {key[1]} not found in cluster {cluster_id!r}"
+            )
+
+    def _remove_backend(self, request: Request) -> bool:
+        cluster_id, key = request["cluster_id"], _backend_key(request.fields)
+        remaining = [b for b in self._backends[cluster_id] if _backend_key(b) != key]
+        if remaining:
+            self._backends[cluster_id] = remaining
+        else:
+            del self._backends[cluster_id]
+        return True
+
+    def _listener_owner(self, address: str) -> str | None:
+        for proxy, by_address in self._listeners.items():
+            if address in by_address:
+                return proxy
+        return None
+
+    def _check_add_listener(self, request: Request) -> None:
+        address = request["address"]
+        owner = self._listener_owner(address)
+        if owner is not None:
+            raise StateError(f"a {owner} listener already exists on {address}")
+
+    def _add_listener(self, request: Request) -> bool:
+        proxy = request.type.removeprefix("ADD_").removesuffix("_LISTENER")
+        self._listeners[proxy][request["address"]] = copy.deepcopy(request.fields)
+        return True
+
+    def _find_listener(self, proxy: str, address: str) -> dict[str, Any]:
+        listener = self._listeners.get(proxy, {}).get(address)
+        if listener is None:
+            raise StateError(f"{proxy} listener {address} not found")
+        return listener
+
+    def _check_update_listener(self, request: Request) -> None:
+        proxy = request.type.removeprefix("UPDATE_").removesuffix("_LISTENER")
+        self._find_listener(proxy, request["address"])
+
+    def _update_listener(self, request: Request) -> bool:
+        proxy = request.type.removeprefix("UPDATE_").removesuffix("_LISTENER")
+        listener = self._find_listener(proxy, request["address"])
+        changed = False
+        for name, value in request.fields.items():
+            if name != "address" and value is not None and listener[name] != value:
+                listener[name] = value
+                changed = True
+        return changed
+
+    def _check_listener_exists(self, request: Request) -> None:
+        self._find_listener(request["proxy"], request["address"])
+
+    def _remove_listener(self, request: Request) -> bool:
+        del self._listeners[request["proxy"]][request["address"]]
+        return True
+
+    def _set_active(self, request: Request, active: bool) -> bool:
+        listener = self._find_listener(request["proxy"], request["address"])
+        if listener["active"] == active:
+            return False
+        listener["active"] = active
+        return True
+
+    def _activate_listener(self, request: Request) -> bool:
+        return self._set_active(request, True)
+
+    def _deactivate_listener(self, request: Request) -> bool:
+        return self._set_active(request, False)
+
+    def _check_add_tcp_frontend(self, request: Request) -> None:
+        cluster_id, address = request["cluster_id"], request["address"]
+        self._need_cluster(cluster_id, f"ADD_TCP_FRONTEND {address}")
+        existing = self._tcp_frontends.get(address)
+        if existing is not None:
+            raise StateError(
+                f"a TCP frontend already exists on {address} (cluster {existing['cluster_id']!r})"
+            )
+
+    def _add_tcp_frontend(self, request: Request) -> bool:
+        self._tcp_frontends[request["address"]] = copy.deepcopy(request.fields)
+        return True
+
+    def _check_remove_tcp_frontend(self, request: Request) -> None:
+        cluster_id, address = request["cluster_id"], request["address"]
+        existing = self._tcp_frontends.get(address)
+        if existing is None or existing["cluster_id"] != cluster_id:
+            raise StateError(f"TCP frontend {address} not found for cluster {cluster_id!r}")
+
+    def _remove_tcp_frontend(self, request: Request) -> bool:
+        del self._tcp_frontends[request["address"]]
+        return True
+
+    # ----------------------------------------------------------------------------------------
+    # Rebuilding and diffing
+    # ----------------------------------------------------------------------------------------
+
+    def generate_requests(self, id_prefix: str = "SAVE") -> list[Request]:
+        """Requests that rebuild this state from empty, with ids ``SAVE-0``, ``SAVE-1``, …
+
+        Order: listeners (inactive), clusters, frontends, backends, then ACTIVATE_LISTENER
+        for active listeners, so a worker binds sockets only once routing is in place.
+        """
+        listeners = [
+            (proxy, address, by_address[address])
+            for proxy, by_address in self._listeners.items()
+            for address in sorted(by_address)
+        ]
+        items: list[tuple[str, dict[str, Any]]] = [
+            (_LISTENER_ADD[proxy], {**config, "active": False}) for proxy, _, config in listeners
+        ]
+        items.extend(("ADD_CLUSTER", self._clusters[c]) for c in sorted(self._clusters))
+        items.extend(("ADD_TCP_FRONTEND", f) for _, f in sorted(self._tcp_frontends.items()))
+        for cluster_id in sorted(self._backends):
+            items.extend(("ADD_BACKEND", backend) for backend in self._backends[cluster_id])
+        items.extend(
+            ("ACTIVATE_LISTENER", {"address": address, "proxy": proxy})
+            for proxy, address, config in listeners
+            if config["active"]
+        )
+        return _number(items, id_prefix)
+
+    def diff(self, other: ConfigState, id_prefix: str = "DIFF") -> list[Request]:
+        """Requests that turn ``self`` into ``other``, each valid when applied in order.
+
+        Removals come first (frontends, backends, clusters, then listeners, deactivated
+        before removal), then additions (listeners, clusters, frontends, backends) and
+        activations.  A changed listener becomes UPDATE_*_LISTENER unless a field the update
+        cannot express changed (``public_address`` unset): then it is removed and re-added.
+        A changed cluster is re-sent as ADD_CLUSTER (an upsert); a changed backend with the
+        same id and address is re-sent as ADD_BACKEND; anything else is remove + add.
+        """
+        removals: list[tuple[str, dict[str, Any]]] = []
+        additions: list[tuple[str, dict[str, Any]]] = []
+        activations: list[tuple[str, dict[str, Any]]] = []
+
+        for address, front in sorted(self._tcp_frontends.items()):
+            if other._tcp_frontends.get(address) != front:
+                removals.append(("REMOVE_TCP_FRONTEND", front))
+        for cluster_id, backends in sorted(self._backends.items()):
+            theirs = {_backend_key(b) for b in other._backends.get(cluster_id, ())}
+            removals.extend(
+                ("REMOVE_BACKEND", _pick(b, "cluster_id", "backend_id", "address"))
+                for b in backends
+                if _backend_key(b) not in theirs
+            )
+        removals.extend(
+            ("REMOVE_CLUSTER", {"cluster_id": cluster_id})
+            for cluster_id in sorted(self._clusters)
+            if cluster_id not in other._clusters
+        )
+
+        for proxy, mine in self._listeners.items():
+            theirs_by_address = other._listeners.get(proxy, {})
+            for address in sorted(mine.keys() | theirs_by_address.keys()):
+                old, new = mine.get(address), theirs_by_address.get(address)
+                ref = {"address": address, "proxy": proxy}
+                replace = (
+                    old is not None
+                    and new is not None
+                    and old["public_address"] is not None
+                    and new["public_address"] is None
+                )
+                if old is not None and (new is None or replace):
+                    if old["active"]:
+                        removals.append(("DEACTIVATE_LISTENER", ref))
+                    removals.append(("REMOVE_LISTENER", ref))
+                    old = None
+                if new is None:
+                    continue
+                if old is None:
+                    additions.append((_LISTENER_ADD[proxy], {**new, "active": False}))
+                    if new["active"]:
+                        activations.append(("ACTIVATE_LISTENER", ref))
+                    continue
+                patch = {
+                    name: new[name] for name in _LISTENER_UPDATABLE[proxy] if new[name] != old[name]
+                }
+                if patch:
+                    additions.append((_LISTENER_UPDATE[proxy], {"address": address, **patch}))
+                if old["active"] and not new["active"]:
+                    removals.append(("DEACTIVATE_LISTENER", ref))
+                elif new["active"] and not old["active"]:
+                    activations.append(("ACTIVATE_LISTENER", ref))
+
+        for cluster_id, config in sorted(other._clusters.items()):
+            if self._clusters.get(cluster_id) != config:
+                additions.append(("ADD_CLUSTER", config))
+        for address, front in sorted(other._tcp_frontends.items()):
+            if self._tcp_frontends.get(address) != front:
+                additions.append(("ADD_TCP_FRONTEND", front))
+        for cluster_id, backends in sorted(other._backends.items()):
+            mine_by_key = {_backend_key(b): b for b in self._backends.get(cluster_id, ())}
+            additions.extend(
+                ("ADD_BACKEND", b) for b in backends if mine_by_key.get(_backend_key(b)) != b
+            )
+
+        return _number(removals + additions + activations, id_prefix)
+
+    # ----------------------------------------------------------------------------------------
+    # Files
+    # ----------------------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> int:
+        """Write :meth:`generate_requests` to ``path`` (atomically); return the request count."""
+        requests = self.generate_requests()
+        data = "".join(
+            json.dumps(r.to_dict(), ensure_ascii=False) + STATE_SEPARATOR for r in requests
+        )
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return len(requests)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> list[Request]:
+        """Read and validate the requests of a state file (entries are numbered from 1)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateError(f"cannot read state file {os.fspath(path)!r}: {exc}") from None
+        requests: list[Request] = []
+        # JSON text never holds a raw NUL, so NUL alone delimits entries; the "\n" before it
+        # and any trailing separators are whitespace.
+        entries = [chunk for chunk in text.split("\0") if chunk.strip()]
+        for number, chunk in enumerate(entries, start=1):
+            where = f"state file {os.fspath(path)!r}, entry {number}"
+            try:
+                obj = json.loads(chunk)
+            except json.JSONDecodeError as exc:
+                raise StateError(f"{where}: invalid JSON: {exc}") from None
+            try:
+                requests.append(parse_request(obj))
+            except CommandError as exc:
+                raise StateError(f"{where}: {exc}") from None
+        return requests
+
+    # ----------------------------------------------------------------------------------------
+    # Digests and queries
+    # ----------------------------------------------------------------------------------------
+
+    def _content(self) -> dict[str, Any]:
+        return {
+            "clusters": self._clusters,
+            "backends": {k: sorted(v, key=_backend_key) for k, v in self._backends.items() if v},
+            "listeners": self._listeners,
+            "tcp_frontends": self._tcp_frontends,
+        }
+
+    def hash(self) -> str:
+        """SHA-256 hex digest of the whole state in canonical JSON."""
+        return hashlib.sha256(_canonical(self._content())).hexdigest()
+
+    def cluster_hashes(self) -> dict[str, int]:
+        """Per cluster, a 64-bit digest of its configuration, frontends and backends."""
+        return {
+            cluster_id: int.from_bytes(
+                hashlib.sha256(_canonical(self._cluster_info(cluster_id))).digest()[:8], "big"
+            )
+            for cluster_id in sorted(self._clusters)
+        }
+
+    def _cluster_info(self, cluster_id: str) -> dict[str, Any]:
+        return {
+            "configuration": self._clusters[cluster_id],
+            "tcp_frontends": [
+                f for _, f in sorted(self._tcp_frontends.items()) if f["cluster_id"] == cluster_id
+            ],
+            "backends": sorted(self._backends.get(cluster_id, ()), key=_backend_key),
+        }
+
+    def query_cluster(self, cluster_id: str) -> dict[str, Any]:
+        """Sōzu's ``ClusterInformation``: configuration, TCP frontends and backends."""
+        if cluster_id not in self._clusters:
+            raise StateError(f"cluster {cluster_id!r} not found")
+        return copy.deepcopy(self._cluster_info(cluster_id))
+
+    def list_listeners(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Sōzu's ``ListenersList``: ``{"tcp_listeners": {address: config}}``."""
+        return {
+            f"{proxy.lower()}_listeners": copy.deepcopy(dict(sorted(by_address.items())))
+            for proxy, by_address in self._listeners.items()
+        }
+
+    @property
+    def clusters(self) -> dict[str, dict[str, Any]]:
+        """Cluster id -> ADD_CLUSTER fields (a copy)."""
+        return copy.deepcopy(self._clusters)
+
+    def backends(self, cluster_id: str) -> list[dict[str, Any]]:
+        """ADD_BACKEND fields of a cluster's backends (a copy; empty if none)."""
+        return copy.deepcopy(self._backends.get(cluster_id, []))
+
+    @property
+    def tcp_listeners(self) -> dict[str, dict[str, Any]]:
+        """Address -> ADD_TCP_LISTENER fields, ``active`` included (a copy)."""
+        return copy.deepcopy(self._listeners["TCP"])
+
+    @property
+    def tcp_frontends(self) -> dict[str, dict[str, Any]]:
+        """Address -> ADD_TCP_FRONTEND fields (a copy)."""
+        return copy.deepcopy(self._tcp_frontends)
+
+
+def _pick(fields: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: fields[name] for name in names}
+
+
+def _number(items: list[tuple[str, dict[str, Any]]], id_prefix: str) -> list[Request]:
+    return [
+        make_request(f"{id_prefix}-{index}", request_type, **fields)
+        for index, (request_type, fields) in enumerate(items)
+    ]

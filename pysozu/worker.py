@@ -1,0 +1,349 @@
+"""The worker facade: a reactor wired to the proxies, steered by the command channel.
+
+Theory of operation
+-------------------
+Every request, whatever channel it came on, goes through ``Worker.handle``:
+
+1. ``parse_request`` checks its shape (FAILURE names the bad field);
+2. ``ConfigState.check`` checks it against the current state (unknown cluster, duplicate
+   id...) without changing anything;
+3. the proxies and the reactor carry it out (bind a listener, add a backend...). This is
+   the step that can fail for reasons outside the state (address in use): the state is
+   only changed after it succeeded;
+4. ``ConfigState.apply`` records it, and the answer goes back with the request's id.
+
+So the state a worker reports (hashes, saves) is always the state it serves. Active
+connections are never cut by a change unless it requires it: removing a backend, a
+frontend, a cluster or deactivating a listener only affects new connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pysozu.protocols.backends import Backend
+from pysozu.protocols.tcp import TcpListenerConfig, TcpProxy
+from pysozu.reactor.server import Reply, Server
+from pysozu.reactor.session import ProxySession, StateFactory, StateMachineSession
+
+from .command import CommandError, Request, failure, ok, parse_address, parse_request, processing
+from .config import ServerConfig
+from .state import ConfigState, StateError
+
+log = logging.getLogger("pysozu.worker")
+
+Handler = Callable[[Request, Reply], dict[str, Any] | None]
+
+
+class RequestFailed(Exception):
+    """A request was refused while building a worker from a configuration."""
+
+
+class Worker:
+    """One proxy worker: a ``Server`` loop, the TCP proxy and the configuration state."""
+
+    def __init__(self, config: ServerConfig | None = None, *, poller: str = "epoll") -> None:
+        self.config = config = config or ServerConfig()
+        self.server = Server(
+            max_connections=config.max_connections,
+            buffer_size=config.buffer_size,
+            max_buffers=config.max_buffers,
+            min_buffers=config.min_buffers,
+            zombie_check_interval=config.zombie_check_interval,
+            max_frame_size=config.max_command_buffer_size,
+            poller=poller,
+            command_handler=self._on_command,
+        )
+        self.state = ConfigState()
+        self.tcp = TcpProxy(self.server)
+        self._thread: threading.Thread | None = None
+        self._handlers: dict[str, Handler] = {
+            "STATUS": self._status,
+            "ADD_CLUSTER": self._add_cluster,
+            "REMOVE_CLUSTER": self._remove_cluster,
+            "ADD_BACKEND": self._add_backend,
+            "REMOVE_BACKEND": self._remove_backend,
+            "ADD_TCP_LISTENER": self._add_tcp_listener,
+            "UPDATE_TCP_LISTENER": self._update_tcp_listener,
+            "REMOVE_LISTENER": self._remove_listener,
+            "ACTIVATE_LISTENER": self._activate_listener,
+            "DEACTIVATE_LISTENER": self._deactivate_listener,
+            "ADD_TCP_FRONTEND": self._add_tcp_frontend,
+            "REMOVE_TCP_FRONTEND": self._remove_tcp_frontend,
+            "SOFT_STOP": self._soft_stop,
+            "HARD_STOP": self._hard_stop,
+            "SAVE_STATE": self._save_state,
+            "LOAD_STATE": self._load_state,
+            "QUERY_CLUSTER_BY_ID": self._query_cluster,
+            "QUERY_CLUSTERS_HASHES": self._query_hashes,
+            "LIST_LISTENERS": self._list_listeners,
+        }
+
+    # -- public API ---------------------------------------------------------------------------
+    def add_channel(self, sock: socket.socket) -> None:
+        """Serve the channel on ``sock`` (the worker's end of a ``socket.socketpair()``)."""
+        self.server.add_channel(sock)
+
+    def channel_pair(self) -> socket.socket:
+        """Make a socketpair, serve one end, return the other for a ``Channel``."""
+        ours, theirs = socket.socketpair()
+        self.add_channel(ours)
+        return theirs
+
+    def listen_command_socket(self, path: str) -> None:
+        self.server.listen_command_socket(path)
+
+    def set_listener_handler(self, address: str, factory: StateFactory) -> None:
+        """Serve the TCP listener at ``address`` with a custom protocol state.
+
+        Every client accepted there gets a ``StateMachineSession`` whose first state is
+        ``factory(session)``; no cluster or frontend is needed. Add and activate the
+        listener as usual (``ADD_TCP_LISTENER``, ``ACTIVATE_LISTENER``).
+        """
+        host, port = parse_address(address)
+        self.tcp.handlers[_normalise(host, port)] = factory
+
+    def offer_listen_socket(self, address: str, sock: socket.socket) -> None:
+        """Hand over a bound, listening socket for ``ACTIVATE_LISTENER`` with ``from_scm``.
+
+        In-process users (tests, examples) bind port 0 themselves and pass the socket, so
+        there is no window where another process could take the port.
+        """
+        self.server.scm_sockets[address] = sock
+
+    def apply(self, requests: list[Request]) -> None:
+        """Apply requests synchronously (configuration bootstrap); raises on the first
+        refusal."""
+        for request in requests:
+            answers: list[dict[str, Any]] = []
+            self.execute(request, answers.append)
+            if answers and answers[-1]["status"] == "FAILURE":
+                raise RequestFailed(f"{request.type} {request.id}: {answers[-1]['message']}")
+
+    def run(self) -> None:
+        """Run the loop in this thread until a stop request."""
+        self.server.run()
+
+    def start_thread(self) -> threading.Thread:
+        """Run the loop in a daemon thread (tests, examples)."""
+        thread = threading.Thread(target=self.run, name="pysozu-worker", daemon=True)
+        thread.start()
+        self._thread = thread
+        return thread
+
+    def stop_thread(self, timeout: float = 10.0) -> None:
+        """Hard-stop a loop started by ``start_thread`` and release its resources."""
+        if self._thread is not None:
+            self.server.call_soon(self.server.hard_stop)
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise RuntimeError("the worker thread did not stop")
+            self._thread = None
+        self.server.close()
+
+    # -- dispatch -----------------------------------------------------------------------------
+    def _on_command(self, server: Server, message: dict[str, Any], reply: Reply) -> None:
+        request_id = message.get("id") if isinstance(message.get("id"), str) else ""
+        try:
+            request = parse_request(message)
+        except CommandError as e:
+            reply(failure(str(request_id), str(e)))
+            return
+        self.execute(request, reply)
+
+    def execute(self, request: Request, reply: Reply) -> None:
+        """Carry out a validated request; every outcome is answered through ``reply``."""
+        handler = self._handlers.get(request.type)
+        if handler is None:
+            reply(failure(request.id, f"request type {request.type} is not handled by workers"))
+            return
+        try:
+            answer = handler(request, reply)
+        except (StateError, CommandError, KeyError, ValueError) as e:
+            message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            reply(failure(request.id, str(message)))
+            return
+        except OSError as e:
+            reply(failure(request.id, f"{request.type} failed: {e.strerror or e}"))
+            return
+        if answer is not None:
+            reply(answer)
+
+    def _checked(self, request: Request) -> None:
+        self.state.check(request)
+
+    # -- handlers -----------------------------------------------------------------------------
+    def _status(self, request: Request, reply: Reply) -> dict[str, Any]:
+        server = self.server
+        return ok(
+            request.id,
+            "worker running",
+            {
+                "sessions": len(server.sessions),
+                "listeners": {a: l.active for a, l in server.listeners.items()},
+                "buffers_in_use": server.pool.in_use,
+                "state_hash": self.state.hash(),
+                "metrics": server.metrics.snapshot(),
+            },
+        )
+
+    def _add_cluster(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        f = request.fields
+        self.tcp.add_cluster(
+            f["cluster_id"], f.get("proxy_protocol"), f["load_balancing"], f.get("load_metric")
+        )
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _remove_cluster(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        self.tcp.remove_cluster(request["cluster_id"])
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _add_backend(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        f = request.fields
+        params = f.get("load_balancing_parameters") or {}
+        backend = Backend(
+            f["backend_id"],
+            f["address"],
+            sticky_id=f.get("sticky_id"),
+            weight=params.get("weight"),
+            backup=f.get("backup"),
+        )
+        self.tcp.add_backend(f["cluster_id"], backend)
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _remove_backend(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        f = request.fields
+        self.tcp.remove_backend(f["cluster_id"], f["address"], f["backend_id"])
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _add_tcp_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        f = request.fields
+        address = f["address"]
+        config = TcpListenerConfig(
+            address=address,
+            public_address=f.get("public_address"),
+            expect_proxy=f["expect_proxy"],
+            front_timeout=f["front_timeout"],
+            back_timeout=f["back_timeout"],
+            connect_timeout=f["connect_timeout"],
+        )
+        self.server.add_listener(address, parse_address(address), self.tcp, config)
+        content = None
+        if f.get("active"):
+            try:
+                listener = self.server.activate_listener(address)
+            except BaseException:
+                self.server.remove_listener(address)
+                raise
+            content = {"bound_address": listener.bound_address}
+        self.state.apply(request)
+        return ok(request.id, "", content)
+
+    def _update_tcp_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        listener = self.server.listeners[request["address"]]
+        config: TcpListenerConfig = listener.config
+        for name in ("public_address", "expect_proxy", "front_timeout", "back_timeout",
+                     "connect_timeout"):
+            value = request.fields.get(name)
+            if value is not None:
+                setattr(config, name, value)
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _remove_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        self.server.remove_listener(request["address"])
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _activate_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        address = request["address"]
+        try:
+            listener = self.server.activate_listener(address, request.fields.get("from_scm", False))
+        except OSError as e:
+            return failure(request.id, f"cannot listen on {address}: {e.strerror or e}")
+        self.state.apply(request)
+        return ok(request.id, "", {"bound_address": listener.bound_address})
+
+    def _deactivate_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        self.server.deactivate_listener(request["address"])
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _add_tcp_frontend(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        self.tcp.frontends[request["address"]] = request["cluster_id"]
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _remove_tcp_frontend(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        self.tcp.frontends.pop(request["address"], None)
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _soft_stop(self, request: Request, reply: Reply) -> None:
+        reply(processing(request.id, "soft stop: draining connections"))
+        self.server.soft_stop(request.id, reply)
+
+    def _hard_stop(self, request: Request, reply: Reply) -> None:
+        reply(processing(request.id, "hard stop"))
+        self.server.hard_stop()
+        reply(ok(request.id, "worker stopped"))
+
+    def _save_state(self, request: Request, reply: Reply) -> dict[str, Any]:
+        count = self.state.save(request["path"])
+        return ok(request.id, f"saved {count} requests to {request['path']}")
+
+    def _load_state(self, request: Request, reply: Reply) -> dict[str, Any]:
+        requests = ConfigState.load(request["path"])
+        errors: list[str] = []
+        for sub in requests:
+            answers: list[dict[str, Any]] = []
+            self.execute(sub, answers.append)
+            if answers and answers[-1]["status"] == "FAILURE":
+                errors.append(f"{sub.type} {sub.id}: {answers[-1]['message']}")
+        if errors:
+            return failure(
+                request.id,
+                f"{len(errors)} of {len(requests)} requests failed: " + "; ".join(errors),
+            )
+        return ok(request.id, f"loaded {len(requests)} requests from {request['path']}")
+
+    def _query_cluster(self, request: Request, reply: Reply) -> dict[str, Any]:
+        return ok(request.id, "", self.state.query_cluster(request["cluster_id"]))
+
+    def _query_hashes(self, request: Request, reply: Reply) -> dict[str, Any]:
+        return ok(request.id, "", {"cluster_hashes": self.state.cluster_hashes()})
+
+    def _list_listeners(self, request: Request, reply: Reply) -> dict[str, Any]:
+        content = self.state.list_listeners()
+        for address, listener_config in content.get("tcp_listeners", {}).items():
+            listener = self.server.listeners.get(address)
+            if listener is not None and listener.bound_address is not None:
+                listener_config = dict(listener_config, bound_address=listener.bound_address)
+                content["tcp_listeners"][address] = listener_config
+        return ok(request.id, "", content)
+
+
+def _normalise(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+__all__ = ["ProxySession", "RequestFailed", "StateMachineSession", "Worker"]

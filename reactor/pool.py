@@ -1,0 +1,45 @@
+"""A bounded pool of fixed-size buffers.
+
+Memory for connection data is capped at ``max_buffers × buffer_size``: a session that cannot
+get a buffer is refused (the caller answers 503 or closes), instead of letting a flood of
+connections grow the process without bound. Buffers are ``bytearray`` objects filled with
+``recv_into`` through ``memoryview`` slices, and returned for reuse when a session closes.
+"""
+
+from __future__ import annotations
+
+
+class BufferPool:
+    __slots__ = ("_free", "buffer_size", "created", "in_use", "max_buffers")
+
+    def __init__(self, max_buffers: int, buffer_size: int, min_buffers: int = 1) -> None:
+        if max_buffers < 1 or buffer_size < 1:
+            raise ValueError("max_buffers and buffer_size must be positive")
+        self.max_buffers = max_buffers
+        self.buffer_size = buffer_size
+        self._free: list[bytearray] = [
+            bytearray(buffer_size) for _ in range(min(min_buffers, max_buffers))
+        ]
+        self.created = len(self._free)
+        self.in_use = 0
+
+    def checkout(self) -> bytearray | None:
+        """A buffer, or None when ``max_buffers`` are already out."""
+        if self._free:
+            self.in_use += 1
+            return self._free.pop()
+        if self.created < self.max_buffers:
+            self.created += 1
+            self.in_use += 1
+            return bytearray(self.buffer_size)
+        return None
+
+    def checkin(self, buf: bytearray | None) -> None:
+        if buf is None:
+            return
+        self.in_use -= 1
+        self._free.append(buf)
+
+    @property
+    def available(self) -> int:
+        return self.max_buffers - self.in_use

@@ -1,0 +1,65 @@
+"""Readiness bits kept in user space, in the style of Sōzu's ``Readiness``.
+
+Theory of operation
+-------------------
+Every socket is registered once with the poller. What the kernel reported (``event``) and
+what the protocol state wants (``interest``) are kept side by side in a ``Readiness``; the
+work to do is ``event & interest``. A state clears an ``event`` bit itself when a read or
+write hits EAGAIN, and nothing else clears it: under edge-triggered epoll the kernel will not
+say again that a socket is readable, so a bit cleared too early stalls the socket forever,
+and a state that queues output must arm WRITABLE itself (``arm_writable``).
+
+The bit values are those of epoll (``EPOLLIN``, ``EPOLLOUT``, ``EPOLLERR``, ``EPOLLHUP``) so
+the poller converts an epoll mask with one ``&``.
+"""
+
+from __future__ import annotations
+
+import select
+
+READABLE: int = select.EPOLLIN  # 0x001
+WRITABLE: int = select.EPOLLOUT  # 0x004
+ERROR: int = select.EPOLLERR  # 0x008
+HUP: int = select.EPOLLHUP  # 0x010
+ALL: int = READABLE | WRITABLE | ERROR | HUP
+NONE: int = 0
+
+_NAMES = ((READABLE, "R"), (WRITABLE, "W"), (ERROR, "E"), (HUP, "H"))
+
+
+def ready_str(bits: int) -> str:
+    """Short form of a set of bits for logs and ``print_state`` output, e.g. ``"RW"``."""
+    return "".join(name for bit, name in _NAMES if bits & bit) or "-"
+
+
+class Readiness:
+    """What the kernel said (``event``) and what the state wants (``interest``)."""
+
+    __slots__ = ("event", "interest")
+
+    def __init__(self, interest: int = NONE, event: int = NONE) -> None:
+        self.event = event
+        self.interest = interest
+
+    def filter_interest(self) -> int:
+        """The bits that call for work now."""
+        return self.event & self.interest
+
+    def arm_writable(self) -> None:
+        """Ask for WRITABLE and pretend it is ready, so the next pass tries to send.
+
+        Sending first and waiting for the kernel only on EAGAIN saves a poll round trip.
+        """
+        self.interest |= WRITABLE
+        self.event |= WRITABLE
+
+    def signal_pending_read(self) -> None:
+        """Mark readable without a kernel event (bytes already sit in a user-space buffer)."""
+        self.event |= READABLE
+
+    def reset(self) -> None:
+        self.event = NONE
+        self.interest = NONE
+
+    def __repr__(self) -> str:
+        return f"Readiness(event={ready_str(self.event)}, interest={ready_str(self.interest)})"
