@@ -278,7 +278,7 @@ class Backend:
             return False
         if self.active_connections > 0:
             self.active_connections -= 1
-        if status is BackendStatus.CLOSING:
+        if status is BackendStatus.CLOSING and self.active_connections == 0:
             self.status = BackendStatus.CLOSED
             return True
         return False
