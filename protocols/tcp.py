@@ -46,7 +46,7 @@ from pysozu.reactor.session import (
     StateFactory,
     StateMachineSession,
 )
-from pysozu.reactor.timer import Timeout
+from pysozu.reactor.timer import Timeout, TimerEntry
 
 from .backends import Backend, BackendMap, NoAvailableBackend
 from .pipe import Pipe
@@ -57,6 +57,8 @@ log = logging.getLogger("pysozu.tcp")
 
 #: Connect attempts per client before giving up (Sōzu's ``CONN_RETRIES``).
 CONNECT_ATTEMPTS = 3
+#: Wait before creating a backend socket again after the process ran out of descriptors.
+EMFILE_RETRY = 0.1
 
 _CONNECTING, _CONNECTED, _NOT_CONNECTED = 0, 1, 2
 
@@ -120,6 +122,7 @@ class TcpSession(StateMachineSession):
         self.backend: Backend | None = None
         self.connect_attempts = 0
         self.connect_started = 0.0
+        self._retry_timer: TimerEntry | None = None
         timers = server.timers
         self.front_timeout = Timeout(timers, config.front_timeout, self._front_timed_out)
         self.back_timeout = Timeout(timers, config.back_timeout, self._back_timed_out)
@@ -150,7 +153,7 @@ class TcpSession(StateMachineSession):
             log.debug("%s " + msg, self.print_session(), *args)
 
     # -- state chain --------------------------------------------------------------------------
-    def first_state(self) -> SessionState:
+    def first_state(self) -> SessionState | None:
         cluster = self.proxy.clusters.get(self.cluster_id)
         mode = cluster.proxy_protocol if cluster is not None else None
         if self.config.expect_proxy:
@@ -159,7 +162,7 @@ class TcpSession(StateMachineSession):
             return ExpectProxyProtocol(self)
         if mode == "RELAY_HEADER":
             return RelayProxyProtocol(self)
-        return self.next_state(None)  # type: ignore[return-value]
+        return self.next_state(None)
 
     def next_state(self, current: SessionState | None) -> SessionState | None:
         """The state after ``current`` (None: the session just started without a header)."""
@@ -214,7 +217,19 @@ class TcpSession(StateMachineSession):
                 proxy.no_backend(self.cluster_id)
                 return False
             family = socket.AF_INET6 if ":" in backend.sockaddr[0] else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock = socket.socket(family, socket.SOCK_STREAM)
+            except OSError as e:
+                if e.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    raise
+                # Out of descriptors: not the backend's fault. Keep the client, stop
+                # accepting for a while, and try again when descriptors may be free.
+                # The retry is scheduled before the accept pause so that, at the same
+                # instant, this client gets the next free descriptor before a new client.
+                self.connect_attempts -= 1
+                self._retry_timer = server.timers.schedule(EMFILE_RETRY, self._retry_connect)
+                server.pause_accepts(EMFILE_RETRY)
+                return True
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             err = sock.connect_ex(backend.sockaddr)
@@ -240,7 +255,18 @@ class TcpSession(StateMachineSession):
                 state.set_back(self.back, self.back_token)
             return True
         server.metrics.incr(m.NO_BACKEND)
+        if not proxy.can_open_any(self.cluster_id):
+            # every attempt failed and nothing is left to try: the same outcome as finding
+            # no backend on the first pick (more dead backends than CONNECT_ATTEMPTS)
+            proxy.no_backend(self.cluster_id)
         return False
+
+    def _retry_connect(self) -> None:
+        self._retry_timer = None
+        if not self.alive or self.back_status != _NOT_CONNECTED:
+            return
+        if not self.connect_backend():
+            self.server.kill_session(self)
 
     def _check_connect(self) -> bool:
         """The connect attempt ended; False when the session must close."""
@@ -269,9 +295,7 @@ class TcpSession(StateMachineSession):
         self._close_back()
         if backend is not None:
             self.proxy.backend_failed(self.cluster_id, backend)
-        if self.connect_backend():
-            return True
-        return False
+        return self.connect_backend()
 
     def _close_back(self) -> None:
         self.connect_timeout.cancel()
@@ -302,11 +326,12 @@ class TcpSession(StateMachineSession):
             self.back_readiness.event |= events
 
     def ready(self) -> bool:
-        if self.back_status == _CONNECTING and self.back_readiness.event & (
-            WRITABLE | HUP | ERROR
+        if (
+            self.back_status == _CONNECTING
+            and self.back_readiness.event & (WRITABLE | HUP | ERROR)
+            and not self._check_connect()
         ):
-            if not self._check_connect():
-                return True
+            return True
         return super().ready()
 
     def tokens(self) -> list[int]:
@@ -339,6 +364,7 @@ class TcpSession(StateMachineSession):
             return
         self.closed = True
         self.front_timeout.cancel()
+        self.server.timers.cancel(self._retry_timer)
         self._close_back()
         super().close()
         pool = self.server.pool
@@ -381,6 +407,11 @@ class TcpProxy:
         if cluster_id not in self._no_backend_reported:
             self._no_backend_reported.add(cluster_id)
             self.push(event_message("NO_AVAILABLE_BACKENDS", cluster_id=cluster_id))
+
+    def can_open_any(self, cluster_id: str) -> bool:
+        """Whether some backend of the cluster could take a connection now."""
+        backends = self.backends.get(cluster_id)
+        return backends is not None and bool(backends.available(False) or backends.available(True))
 
     def backend_served(self, cluster_id: str) -> None:
         self._no_backend_reported.discard(cluster_id)

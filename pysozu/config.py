@@ -40,6 +40,7 @@ from pysozu.command import (
     PROXY_PROTOCOL_CONFIGS,
     CommandError,
     Request,
+    format_address,
     make_request,
     parse_address,
 )
@@ -218,6 +219,8 @@ _PROXY_PROTOCOL_WORDS: Final = {
     "relay": "RELAY_HEADER",
 }
 _DEFAULT_WEIGHT: Final = 100
+_BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
+_SCALAR: Final = re.compile(r"[^,\]}#\n]+")  # numbers, booleans, dates: up to a delimiter
 
 
 DEFAULT_CONFIG_TOML: Final = """\
@@ -294,7 +297,7 @@ def _dotted(path: _Path) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            name = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else f'"{part}"'
+            name = part if _BARE_KEY.fullmatch(part) else f'"{part}"'
             out += f".{name}" if out else name
     return out
 
@@ -346,10 +349,9 @@ class _Builder:
             if not isinstance(value, str):
                 raise self.error(path, 'must be a string like "127.0.0.1:8080"')
             try:
-                host, port = parse_address(value)
+                return format_address(*parse_address(value))
             except CommandError as exc:
                 raise self.error(path, str(exc)) from None
-            return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if kind == "str_map":
             if not isinstance(value, dict):
                 raise self.error(path, "must be a table of strings")
@@ -377,7 +379,7 @@ class _Builder:
 
     def protocol(self, path: _Path, table: dict[str, Any], what: str, supported: str) -> None:
         if "protocol" not in table:
-            raise self.error(path, f"missing key 'protocol' for {what}")
+            raise self.error(path, f"missing key 'protocol' for a {what}")
         protocol = table["protocol"]
         if not isinstance(protocol, str):
             raise self.error((*path, "protocol"), "must be a string")
@@ -409,16 +411,14 @@ class _Builder:
             elif key not in ("listeners", "clusters", "demo_backend"):
                 raise self.error((key,), "unknown key")
         demo_backend = self.value(("demo_backend",), data.get("demo_backend", False), "bool")
-        if settings.get("command_buffer_size", 1_000_000) > settings.get(
-            "max_command_buffer_size", 2_000_000
-        ):
+        server = ServerConfig(**settings)
+        if server.command_buffer_size > server.max_command_buffer_size:
             key = (
                 "command_buffer_size"
                 if "command_buffer_size" in settings
                 else "max_command_buffer_size"
             )
             raise self.error((key,), "command_buffer_size must not exceed max_command_buffer_size")
-        server = ServerConfig(**settings)
         if server.min_buffers > server.max_buffers:  # Sōzu clamps rather than refuses
             server = dataclasses.replace(server, min_buffers=server.max_buffers)
 
@@ -699,9 +699,13 @@ class _Positions:
             else:
                 key = self._key()
                 self._expect("=")
-                path = (*table, *key)
-                self.found.setdefault(path, start)
-                self._value(path)
+                self._record(table, key, start)
+                self._value((*table, *key))
+
+    def _record(self, table: _Path, key: _Path, start: int) -> None:
+        """Record a (possibly dotted) key and each of its prefixes at ``start``."""
+        for end in range(1, len(key) + 1):
+            self.found.setdefault((*table, *key[:end]), start)
 
     def _expect(self, token: str) -> None:
         self._skip(newlines=False)
@@ -720,7 +724,7 @@ class _Positions:
                 self._string()
                 parts.append(tomllib.loads(f"k = {text[start : self.pos]}")["k"])
             else:
-                match = re.compile(r"[A-Za-z0-9_-]+").match(text, start)
+                match = _BARE_KEY.match(text, start)
                 if match is None:
                     raise ValueError("expected a key")
                 parts.append(match.group())
@@ -779,13 +783,13 @@ class _Positions:
                 start = self.pos
                 key = self._key()
                 self._expect("=")
-                self.found.setdefault((*path, *key), start)
+                self._record(path, key, start)
                 self._value((*path, *key))
                 self._skip()
                 if text[self.pos] == ",":
                     self.pos += 1
         else:
-            match = re.compile(r"[^,\]}#\n]+").match(text, self.pos)
+            match = _SCALAR.match(text, self.pos)
             if match is None:
                 raise ValueError("expected a value")
             self.pos = match.end()

@@ -13,7 +13,7 @@ listener address is taken once, …):
   both the state and the sockets untouched.
 * :meth:`ConfigState.generate_requests` rebuilds the state from empty (state files, a new
   worker); :meth:`ConfigState.diff` gives the requests that turn one state into another
-  (configuration reload).  Both emit requests in an order that every step of which passes
+  (configuration reload).  Both emit requests in an order in which every step passes
   :meth:`check`: removals before additions, listeners before clusters, clusters before their
   frontends and backends, activation last.
 * :meth:`ConfigState.hash` and :meth:`ConfigState.cluster_hashes` digest a canonical JSON form

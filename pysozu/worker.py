@@ -184,7 +184,7 @@ class Worker:
             "worker running",
             {
                 "sessions": len(server.sessions),
-                "listeners": {a: l.active for a, l in server.listeners.items()},
+                "listeners": {a: listener.active for a, listener in server.listeners.items()},
                 "buffers_in_use": server.pool.in_use,
                 "state_hash": self.state.hash(),
                 "metrics": server.metrics.snapshot(),

@@ -125,8 +125,21 @@ def decode_body(body: bytes) -> dict[str, Any] | FrameError:
     except json.JSONDecodeError as e:
         return FrameError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}")
     if not isinstance(message, dict):
-        return FrameError(f"invalid request: expected a JSON object, got {type(message).__name__}")
+        return FrameError(f"invalid request: expected a JSON object, got {_json_kind(message)}")
     return message
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of a decoded value (the peer wrote JSON, not Python)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"
 
 
 class WorkerChannel:
@@ -137,13 +150,16 @@ class WorkerChannel:
         self.sock = sock
         self.decoder = FrameDecoder(max_frame_size)
         self._out = bytearray()
+        #: The socket is unusable (write error, or closed by us): drop the channel.
         self.closed = False
+        #: The peer shut its write side: answer what it sent, then drop the channel.
+        self.eof = False
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def read(self) -> list[dict[str, Any] | FrameError]:
-        """Read until EAGAIN; sets ``closed`` on EOF or error."""
+        """Read until EAGAIN; sets ``eof`` on EOF and ``closed`` on error."""
         out: list[dict[str, Any] | FrameError] = []
         while True:
             try:
@@ -156,7 +172,7 @@ class WorkerChannel:
                 self.closed = True
                 break
             if not data:
-                self.closed = True
+                self.eof = True
                 break
             out.extend(self.decoder.feed(data))
         return out

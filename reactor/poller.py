@@ -77,7 +77,7 @@ class EpollPoller:
             events = self._poll(timeout)
         except InterruptedError:
             return []
-        out = []
+        out: list[tuple[int, int]] = []
         append = out.append
         for fd, mask in events:
             bits = mask & _KEEP

@@ -240,8 +240,10 @@ class Server:
         if channel.closed:
             self._drop_channel(channel)
         elif self._level:
+            # After EOF only writing is left (a level-triggered READABLE would fire forever).
             self.poller.update_interest(
-                channel.fileno(), READABLE | (WRITABLE if channel.pending_output else 0)
+                channel.fileno(),
+                (0 if channel.eof else READABLE) | (WRITABLE if channel.pending_output else 0),
             )
 
     def _drop_channel(self, channel: WorkerChannel) -> None:
@@ -266,7 +268,9 @@ class Server:
                 )
                 continue
             self._dispatch_command(message, reply)
-        if channel.closed and not channel.pending_output:
+        # A peer that shut its write side gets every answer to what it sent before EOF
+        # (pipelined requests, then ``shutdown(SHUT_WR)``), then the channel is dropped.
+        if channel.closed or (channel.eof and not channel.pending_output):
             self._drop_channel(channel)
         else:
             self._after_channel_write(channel)
@@ -360,10 +364,8 @@ class Server:
                 continue
             except OSError as e:
                 if e.errno in _NO_FD_ERRNOS:
-                    self.metrics.incr(m.ACCEPT_EMFILE)
                     self._accept_ready.add(listener)
-                    self._accept_paused_until = self.now + EMFILE_BACKOFF
-                    self.timers.schedule(EMFILE_BACKOFF, self._resume_accepts)
+                    self.pause_accepts()
                     log.warning("accept on %s: %s; backing off", listener.address, e)
                     return
                 if e.errno in _ACCEPT_RETRY_ERRNOS:
@@ -373,10 +375,25 @@ class Server:
                 return
             self.metrics.incr(m.ACCEPTED)
             self._create_session(listener, client, peer)
-            if not self._can_accept:
+            if self._at_capacity():
                 self._accept_ready.add(listener)
                 return
         self._accept_ready.add(listener)  # budget spent: more may wait
+
+    def _at_capacity(self) -> bool:
+        return not self._can_accept
+
+    def pause_accepts(self, delay: float = EMFILE_BACKOFF) -> None:
+        """Out of descriptors (EMFILE): stop accepting for ``delay``; clients wait in the
+        backlog instead of being accepted and dropped."""
+        self.metrics.incr(m.ACCEPT_EMFILE)
+        until = self.now + delay
+        if until > self._accept_paused_until:
+            self._accept_paused_until = until
+            self.timers.schedule(delay, self._resume_accepts)
+        for listener in self.listeners.values():
+            if listener.sock is not None:
+                self._accept_ready.add(listener)
 
     def _create_session(self, listener: Listener, client: socket.socket, peer: Any) -> None:
         client.setblocking(False)
@@ -403,7 +420,7 @@ class Server:
                 self._accept_ready.discard(listener)
             else:
                 self._accept(listener)
-            if not self._can_accept:
+            if self._at_capacity():
                 return
 
     # -- sessions -----------------------------------------------------------------------------
@@ -497,7 +514,8 @@ class Server:
 
     def run_once(self, max_timeout: float = 1.0) -> None:
         timers = self.timers
-        if (self._accept_ready and self._can_accept) or self._soon:
+        if (self._accept_ready and self._can_accept
+                and timers.now >= self._accept_paused_until) or self._soon:
             timeout = 0.0
         else:
             deadline = timers.next_deadline()
@@ -541,7 +559,7 @@ class Server:
         if timers.next_deadline() is not None:
             timers.update_now()
             timers.run_due()
-        if self._accept_ready and self._can_accept:
+        if self._accept_ready and self._can_accept and now >= self._accept_paused_until:
             self._resume_accepts()
         if self.shutting_down:
             self._check_shutdown()

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 #: A session whose inner loop runs this many rounds without settling is closed and counted.
 MAX_LOOP_ITERATIONS = 10_000
+#: Upgrades in one ``ready`` call before the session counts as runaway (the built-in chain
+#: has at most four steps).
+MAX_UPGRADES = 16
 
 
 class SessionResult(enum.Enum):
@@ -265,7 +268,10 @@ class StateMachineSession(ProxySession):
             if result is SessionResult.CLOSE:
                 return True
             upgrades += 1
-            if upgrades > 16 or not self.upgrade():
+            if upgrades > MAX_UPGRADES:
+                self.server.metrics.incr("session.infinite_loop.error")
+                return True
+            if not self.upgrade():
                 return True
 
     def upgrade(self) -> bool:
@@ -314,7 +320,8 @@ class StateMachineSession(ProxySession):
 
     def print_session(self) -> str:
         state = self.state.print_state() if self.state is not None else "closed"
-        return f"{type(self).__name__}(front={self.frontend_token}, peer={self.peer_address}, {state})"
+        name = type(self).__name__
+        return f"{name}(front={self.frontend_token}, peer={self.peer_address}, {state})"
 
 
 __all__ = [

@@ -71,7 +71,7 @@ def test_parse_address_valid(text: str, expected: tuple[str, int]) -> None:
         ("bad_host:80", "invalid address 'bad_host:80': 'bad_host' is not an IP address"),
         ("-lead.example:80", "'-lead.example' is not an IP address or host name"),
         ("a..b:80", "'a..b' is not an IP address or host name"),
-        ("1.2.3.4:８0", "port '８0' is not a number"),
+        ("1.2.3.4:\uff180", "port '\uff180' is not a number"),
     ],
 )
 def test_parse_address_invalid(text: str, message: str) -> None:
@@ -132,6 +132,8 @@ def _backend(**extra: Any) -> dict[str, Any]:
         ("STATUS", "a request must be a JSON object, not a string"),
         (None, "a request must be a JSON object, not null"),
         (3, "a request must be a JSON object, not a number"),
+        (True, "a request must be a JSON object, not a boolean"),
+        ((1, 2), "a request must be a JSON object, not tuple"),
         ({"type": "STATUS"}, "missing field 'id'"),
         ({"id": "", "type": "STATUS"}, "field 'id' must be a non-empty string"),
         ({"id": 7, "type": "STATUS"}, "field 'id' must be a non-empty string"),
@@ -241,13 +243,23 @@ def _backend(**extra: Any) -> dict[str, Any]:
             "field 'proxy' must be one of HTTP, HTTPS, TCP (got 'UDP')",
         ),
         (
-            {"id": "r", "type": "ACTIVATE_LISTENER", "address": "1.2.3.4:80", "proxy": "TCP",
-             "to_scm": True},
+            {
+                "id": "r",
+                "type": "ACTIVATE_LISTENER",
+                "address": "1.2.3.4:80",
+                "proxy": "TCP",
+                "to_scm": True,
+            },
             "unknown field 'to_scm' for ACTIVATE_LISTENER",
         ),
         (
-            {"id": "r", "type": "ADD_TCP_FRONTEND", "cluster_id": "a", "address": "1.2.3.4:80",
-             "tags": {"k": None}},
+            {
+                "id": "r",
+                "type": "ADD_TCP_FRONTEND",
+                "cluster_id": "a",
+                "address": "1.2.3.4:80",
+                "tags": {"k": None},
+            },
             "field 'tags' must be an object of strings",
         ),
         ({"id": "r", "type": "SAVE_STATE"}, "missing field 'path' for SAVE_STATE"),
@@ -266,10 +278,16 @@ def test_parse_request_errors(obj: Any, message: str | None) -> None:
 def test_exact_messages_from_the_brief() -> None:
     cases = {
         "missing field 'cluster_id' for ADD_BACKEND": {
-            "id": "r", "type": "ADD_BACKEND", "backend_id": "b", "address": "1.2.3.4:1"
+            "id": "r",
+            "type": "ADD_BACKEND",
+            "backend_id": "b",
+            "address": "1.2.3.4:1",
         },
         "unknown field 'foo' for ADD_CLUSTER": {
-            "id": "r", "type": "ADD_CLUSTER", "cluster_id": "a", "foo": 1
+            "id": "r",
+            "type": "ADD_CLUSTER",
+            "cluster_id": "a",
+            "foo": 1,
         },
         "unknown request type 'FOO'": {"id": "r", "type": "FOO"},
     }
@@ -331,8 +349,12 @@ def test_command_error_is_a_value_error() -> None:
             },
         ),
         (
-            {"type": "REMOVE_BACKEND", "cluster_id": "a", "backend_id": "b",
-             "address": "[0::1]:80"},
+            {
+                "type": "REMOVE_BACKEND",
+                "cluster_id": "a",
+                "backend_id": "b",
+                "address": "[0::1]:80",
+            },
             {"cluster_id": "a", "backend_id": "b", "address": "[::1]:80"},
         ),
         (
@@ -375,8 +397,12 @@ def test_command_error_is_a_value_error() -> None:
             {"cluster_id": "a", "address": "127.0.0.1:80", "tags": {}},
         ),
         (
-            {"type": "REMOVE_TCP_FRONTEND", "cluster_id": "a", "address": "127.0.0.1:80",
-             "tags": {"k": "v"}},
+            {
+                "type": "REMOVE_TCP_FRONTEND",
+                "cluster_id": "a",
+                "address": "127.0.0.1:80",
+                "tags": {"k": "v"},
+            },
             {"cluster_id": "a", "address": "127.0.0.1:80", "tags": {"k": "v"}},
         ),
     ],
@@ -389,20 +415,39 @@ def test_defaults_are_filled(obj: dict[str, Any], expected_fields: dict[str, Any
 
 def test_every_request_type_is_covered_by_the_defaults_table() -> None:
     covered = {
-        "STATUS", "SOFT_STOP", "HARD_STOP", "LIST_LISTENERS", "QUERY_CLUSTERS_HASHES",
-        "SAVE_STATE", "LOAD_STATE", "QUERY_CLUSTER_BY_ID", "REMOVE_CLUSTER", "ADD_CLUSTER",
-        "ADD_BACKEND", "REMOVE_BACKEND", "ADD_TCP_LISTENER", "UPDATE_TCP_LISTENER",
-        "REMOVE_LISTENER", "ACTIVATE_LISTENER", "DEACTIVATE_LISTENER", "ADD_TCP_FRONTEND",
+        "STATUS",
+        "SOFT_STOP",
+        "HARD_STOP",
+        "LIST_LISTENERS",
+        "QUERY_CLUSTERS_HASHES",
+        "SAVE_STATE",
+        "LOAD_STATE",
+        "QUERY_CLUSTER_BY_ID",
+        "REMOVE_CLUSTER",
+        "ADD_CLUSTER",
+        "ADD_BACKEND",
+        "REMOVE_BACKEND",
+        "ADD_TCP_LISTENER",
+        "UPDATE_TCP_LISTENER",
+        "REMOVE_LISTENER",
+        "ACTIVATE_LISTENER",
+        "DEACTIVATE_LISTENER",
+        "ADD_TCP_FRONTEND",
         "REMOVE_TCP_FRONTEND",
-    }  # fmt: skip
+    }
     assert set(REQUEST_SPECS) == covered
 
 
 def test_null_optional_fields_take_their_default() -> None:
     request = parse_request(
-        {"id": "r", "type": "ADD_CLUSTER", "cluster_id": "a", "sticky_session": None,
-         "load_balancing": None}
-    )  # fmt: skip
+        {
+            "id": "r",
+            "type": "ADD_CLUSTER",
+            "cluster_id": "a",
+            "sticky_session": None,
+            "load_balancing": None,
+        }
+    )
     assert request["sticky_session"] is False
     assert request["load_balancing"] == "ROUND_ROBIN"
 
@@ -430,7 +475,9 @@ def test_given_values_are_kept() -> None:
 
 
 def test_to_dict_is_the_wire_form_and_round_trips() -> None:
-    request = parse_request(_backend(address="[0:0::1]:8000", load_balancing_parameters={"weight": 5}))
+    request = parse_request(
+        _backend(address="[0:0::1]:8000", load_balancing_parameters={"weight": 5})
+    )
     wire = request.to_dict()
     assert wire == {
         "id": "r1",
@@ -517,8 +564,10 @@ def test_event() -> None:
         event("BACKEND_SAD")
 
 
-@pytest.mark.parametrize("response", [ok("a", "m", [1]), processing("b"), failure("c", "x"),
-                                      event("BACKEND_UP", cluster_id="c")])  # fmt: skip
+@pytest.mark.parametrize(
+    "response",
+    [ok("a", "m", [1]), processing("b"), failure("c", "x"), event("BACKEND_UP", cluster_id="c")],
+)
 def test_parse_response_accepts_what_the_helpers_build(response: dict[str, Any]) -> None:
     assert parse_response(json.loads(json.dumps(response))) == response
 

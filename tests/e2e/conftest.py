@@ -1,0 +1,37 @@
+"""Fixtures of the end-to-end TCP tests (the shared ones live in ``tests/conftest.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.helpers import BlackHole, ScriptedBackend
+
+
+@pytest.fixture
+def make_backend() -> Iterator[Any]:
+    """Factory of ``ScriptedBackend``s, all closed (threads joined) after the test."""
+    backends: list[ScriptedBackend] = []
+
+    def make(handler: Any = None, port: int = 0) -> ScriptedBackend:
+        backend = ScriptedBackend(handler, port)
+        backends.append(backend)
+        return backend
+
+    try:
+        yield make
+    finally:
+        for backend in backends:
+            backend.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    """An address where connects hang (see ``BlackHole``)."""
+    hole = BlackHole()
+    try:
+        yield hole
+    finally:
+        hole.close()
