@@ -129,6 +129,9 @@ class Pipe(SessionState):
         """A retry replaced the backend socket (only before anything was written to it)."""
         self.back = back
         self.back_token = token
+        # the session reset the readiness when it closed the failed socket: ask for the
+        # new one's bytes again, or the backend's answer would never be read
+        self.back_readiness.interest |= READABLE | HUP | ERROR
 
     def update_readiness(self, token: int, events: int) -> None:
         if events & (HUP | ERROR):

@@ -292,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     update = leaf(listener, "update", _cmd_listener_update, "change a TCP listener's options")
     update.add_argument("address", metavar="ADDRESS")
     listener_options(update, update=True)
+    update.set_defaults(check=_check_listener_update)
     for name, handler, text in (
         ("remove", _cmd_listener_remove, "remove a listener"),
         ("activate", _cmd_listener_activate, "start listening"),
@@ -332,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (argparse exits 2 on usage errors)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    check: Callable[[argparse.Namespace], None] | None = getattr(args, "check", None)
+    if check is not None:  # usage checks argparse cannot express, before any connection
+        check(args)
     try:
         run: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
         if run is not None:
@@ -898,11 +902,14 @@ def _cmd_listener_add(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_listener_update(client: Client, args: argparse.Namespace) -> int:
-    fields = _listener_fields(args)
-    if len(fields) == 1:
+def _check_listener_update(args: argparse.Namespace) -> None:
+    if len(_listener_fields(args)) == 1:
         subparser: argparse.ArgumentParser = args.subparser
         subparser.error("nothing to update: give at least one option")
+
+
+def _cmd_listener_update(client: Client, args: argparse.Namespace) -> int:
+    fields = _listener_fields(args)
     answer = client.call("UPDATE_TCP_LISTENER", **fields)
     client.say(answer.get("message") or f"TCP listener {args.address} updated")
     return 0

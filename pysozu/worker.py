@@ -299,8 +299,9 @@ class Worker:
         return ok(request.id)
 
     def _soft_stop(self, request: Request, reply: Reply) -> None:
-        reply(processing(request.id, "soft stop: draining connections"))
+        # Close the listeners first: a client that hears PROCESSING knows none accepts.
         self.server.soft_stop(request.id, reply)
+        reply(processing(request.id, "soft stop: draining connections"))
 
     def _hard_stop(self, request: Request, reply: Reply) -> None:
         reply(processing(request.id, "hard stop"))
