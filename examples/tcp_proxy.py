@@ -17,6 +17,7 @@ import json
 import sys
 
 from pysozu.reactor.channel import Channel, ChannelError
+
 from pysozu.worker import Worker
 
 
