@@ -412,6 +412,8 @@ def parse_request(obj: Any) -> Request:
     request_id = obj["id"]
     if not isinstance(request_id, str) or not request_id:
         raise CommandError("field 'id' must be a non-empty string")
+    if request_id == "EVENT":
+        raise CommandError("id 'EVENT' is reserved for pushed events")
     if "type" not in obj:
         raise CommandError("missing field 'type'")
     request_type = obj["type"]

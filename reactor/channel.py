@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import socket
 import struct
@@ -30,6 +31,9 @@ from typing import Any
 PREFIX = struct.Struct("<Q")
 PREFIX_SIZE = PREFIX.size
 DEFAULT_MAX_FRAME = 2_000_000
+MIN_PENDING_OUTPUT = 16_000_000
+
+log = logging.getLogger("pysozu.channel")
 
 
 class ChannelError(Exception):
@@ -149,6 +153,8 @@ class WorkerChannel:
         sock.setblocking(False)
         self.sock = sock
         self.decoder = FrameDecoder(max_frame_size)
+        #: Unsent answers and events a client may leave unread before it is disconnected.
+        self.max_pending_output = max(16 * max_frame_size, MIN_PENDING_OUTPUT)
         self._out = bytearray()
         #: The socket is unusable (write error, or closed by us): drop the channel.
         self.closed = False
@@ -179,7 +185,12 @@ class WorkerChannel:
 
     def write(self, message: dict[str, Any]) -> None:
         self._out += encode_frame(message)
-        self.flush()
+        if self.flush() or len(self._out) <= self.max_pending_output:
+            return
+        # A client that never reads would make the worker hold its answers forever.
+        log.warning("closing a command channel that does not read its answers")
+        self._out.clear()
+        self.close()
 
     def flush(self) -> bool:
         """Send what is queued; True when everything went out."""

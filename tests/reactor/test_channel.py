@@ -431,3 +431,22 @@ def test_client_sees_the_peer_close(pair: tuple[Channel, socket.socket]) -> None
     peer.close()
     with pytest.raises(ChannelError, match="closed the channel"):
         channel.read_response("a", timeout=10)
+
+
+def test_worker_channel_drops_a_client_that_never_reads():
+    import socket as _socket
+
+    from pysozu.reactor.channel import WorkerChannel
+
+    ours, theirs = _socket.socketpair()
+    try:
+        channel = WorkerChannel(ours, max_frame_size=1024)
+        channel.max_pending_output = 64 * 1024
+        big = {"id": "x", "status": "OK", "message": "y" * 8192, "content": None}
+        for _ in range(10_000):
+            channel.write(big)
+            if channel.closed:
+                break
+        assert channel.closed  # the kernel buffer filled, then the cap was reached
+    finally:
+        theirs.close()

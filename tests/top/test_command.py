@@ -595,3 +595,12 @@ def test_parse_response_errors(obj: Any, message: str) -> None:
 
 def test_parse_response_fills_missing_content() -> None:
     assert parse_response({"id": "a", "status": "OK", "message": ""})["content"] is None
+
+
+def test_event_id_is_reserved_for_events():
+    import pytest
+
+    from pysozu.command import CommandError, parse_request
+
+    with pytest.raises(CommandError, match="reserved"):
+        parse_request({"id": "EVENT", "type": "STATUS"})
