@@ -348,6 +348,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``pysozu state list | head -1``): stop quietly, and keep
+        # the interpreter from failing again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
 
 
 def _error(message: str) -> None:
@@ -366,8 +373,18 @@ def _start(args: argparse.Namespace) -> int:
     except ConfigError as e:
         raise CliError(str(e)) from None
     server_config = config.server
-    _setup_logging(args.log_level or server_config.log_level, server_config.log_target)
+    log_handler = _setup_logging(
+        args.log_level or server_config.log_level, server_config.log_target
+    )
+    try:
+        return _serve(config)
+    finally:
+        logging.getLogger().removeHandler(log_handler)
+        log_handler.close()
 
+
+def _serve(config: FileConfig) -> int:
+    server_config = config.server
     socket_path = server_config.command_socket
     worker = Worker(server_config)
     demos: list[DemoBackend] = []
@@ -404,8 +421,9 @@ def _start(args: argparse.Namespace) -> int:
         worker.server.close()  # also removes the command socket file
 
 
-def _setup_logging(level_name: str, target: str) -> None:
-    """Log where the configuration says (Sōzu's ``log_level`` and ``log_target``)."""
+def _setup_logging(level_name: str, target: str) -> logging.Handler:
+    """Log where the configuration says (Sōzu's ``log_level`` and ``log_target``); return the
+    handler so that ``main`` can remove it (``main`` may run more than once in a process)."""
     level = _LOG_LEVELS.get(level_name.split(",")[0].strip().lower())
     if level is None:
         raise CliError(f"unknown log level {level_name!r} (choose from {', '.join(_LOG_LEVELS)})")
@@ -427,6 +445,7 @@ def _setup_logging(level_name: str, target: str) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)
+    return handler
 
 
 def _install_signal_handlers(server: Server) -> dict[int, Any]:

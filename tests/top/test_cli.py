@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pysozu.reactor.channel import Channel, ChannelError
 
+from pysozu.reactor.channel import Channel, ChannelError
 from tests.conftest import WAIT, EchoBackend, connect, dead_address, recv_all
 
 POLL = 0.05  # seconds between two tries of a bounded poll

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install pysozu and its test dependencies into .venv, then run the whole test suite.
+#
+# This is the README's test command and what .ci/run runs, so a contributor and CI run the
+# same thing. Extra arguments go to pytest (scripts/test.sh -k cli -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+    # pysozu needs Python >= 3.11 (tomllib): prefer python3.11 where python3 is older.
+    python=$(command -v python3.11 || command -v python3 || true)
+    if [ -z "$python" ]; then
+        echo "scripts/test.sh: no python3 found" >&2
+        exit 1
+    fi
+    if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        echo "scripts/test.sh: pysozu needs Python >= 3.11; $python is $("$python" -V 2>&1)" >&2
+        exit 1
+    fi
+    "$python" -m venv .venv
+fi
+.venv/bin/python -m pip install -q -e '.[test]'
+exec .venv/bin/python -m pytest "$@"
