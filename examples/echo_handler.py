@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import signal
 
+from pysozu.command import make_request
 from pysozu.reactor.readiness import READABLE, WRITABLE
 from pysozu.reactor.session import (
     FrontReadinessState,
@@ -25,8 +26,6 @@ from pysozu.reactor.session import (
     SocketResult,
     StateMachineSession,
 )
-
-from pysozu.command import make_request
 from pysozu.worker import Worker
 
 MAX_LINE = 4096

@@ -17,7 +17,6 @@ import json
 import sys
 
 from pysozu.reactor.channel import Channel, ChannelError
-
 from pysozu.worker import Worker
 
 

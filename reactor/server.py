@@ -352,7 +352,13 @@ class Server:
             return
         if not self._can_accept or self.now < self._accept_paused_until:
             self._accept_ready.add(listener)
+            if self._level:
+                # a level-triggered poller would report the waiting backlog on every poll
+                # and spin the loop: stop asking until accepting resumes
+                self.poller.update_interest(sock.fileno(), 0)
             return
+        if self._level:
+            self.poller.update_interest(sock.fileno(), READABLE)
         accept = sock.accept
         for _ in range(ACCEPT_BUDGET):
             try:

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pysozu.reactor.channel import Channel
 
 from pysozu.config import ServerConfig
+from pysozu.reactor.channel import Channel
 from pysozu.worker import Worker
 
 WAIT = 10.0  # bound for every wait in the suite: a hang becomes a clear failure

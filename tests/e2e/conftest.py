@@ -15,8 +15,8 @@ def make_backend() -> Iterator[Any]:
     """Factory of ``ScriptedBackend``s, all closed (threads joined) after the test."""
     backends: list[ScriptedBackend] = []
 
-    def make(handler: Any = None, port: int = 0) -> ScriptedBackend:
-        backend = ScriptedBackend(handler, port)
+    def make(handler: Any = None, port: int = 0, host: str = "127.0.0.1") -> ScriptedBackend:
+        backend = ScriptedBackend(handler, port, host)
         backends.append(backend)
         return backend
 

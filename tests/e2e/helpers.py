@@ -149,13 +149,17 @@ class ScriptedBackend:
     """
 
     def __init__(
-        self, handler: Callable[[ScriptedBackend, Conn], None] | None = None, port: int = 0
+        self,
+        handler: Callable[[ScriptedBackend, Conn], None] | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
     ) -> None:
-        self.sock = socket.socket()
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
+        self.sock.bind((host, port))
         self.sock.listen(512)
-        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        port = self.sock.getsockname()[1]
+        self.address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.handler = handler or ScriptedBackend.echo_all
         self.conns: list[Conn] = []
         self.lock = threading.Lock()

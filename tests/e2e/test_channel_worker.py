@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pysozu.command import REQUEST_SPECS
+from pysozu.config import ServerConfig
 from pysozu.reactor.channel import (
     PREFIX_SIZE,
     Channel,
@@ -26,9 +29,6 @@ from pysozu.reactor.channel import (
     FrameDecoder,
     encode_frame,
 )
-
-from pysozu.command import REQUEST_SPECS
-from pysozu.config import ServerConfig
 from pysozu.worker import Worker
 from tests.conftest import WAIT, EchoBackend, Proxy, connect, dead_address, recv_all
 

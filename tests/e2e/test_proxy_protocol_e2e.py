@@ -6,9 +6,9 @@ from __future__ import annotations
 import socket
 
 import pytest
-from pysozu.protocols.proxy_protocol import build_v1, build_v2
 
-from tests.conftest import connect, recv_all
+from pysozu.protocols.proxy_protocol import build_v1, build_v2
+from tests.conftest import connect, dead_address, recv_all
 from tests.e2e.helpers import (
     counters,
     echo,
@@ -76,8 +76,17 @@ def _exchange(address: str, header: bytes, data: bytes = DATA) -> socket.socket:
         SPEC_V1,
         SPEC_V2,
     ],
-    ids=["v1", "v2", "v1-tcp6", "v2-tcp6", "v2-tlvs", "v2-local", "v1-unknown", "spec-v1",
-         "spec-v2"],
+    ids=[
+        "v1",
+        "v2",
+        "v1-tcp6",
+        "v2-tcp6",
+        "v2-tlvs",
+        "v2-local",
+        "v1-unknown",
+        "spec-v1",
+        "spec-v2",
+    ],
 )
 def test_expect_proxy_strips_header(proxy, make_backend, header):
     backend = make_backend()
@@ -117,8 +126,7 @@ def test_expect_proxy_header_in_pieces(proxy, make_backend, version):
         b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\xff\xff" + bytes(12),  # longer than accepted
         b"PROXY " + b"x" * 200,
     ],
-    ids=["http", "bad-ip", "bare-lf", "v2-version", "v2-command", "v2-short", "v2-long",
-         "v1-long"],
+    ids=["http", "bad-ip", "bare-lf", "v2-version", "v2-command", "v2-short", "v2-long", "v1-long"],
 )
 def test_bad_header_closes_and_is_counted(proxy, make_backend, bad):
     backend = make_backend()
@@ -225,8 +233,12 @@ def _exchange_raw(address: str, data: bytes) -> socket.socket:
 
 @pytest.mark.parametrize(
     "header",
-    [build_v1(CLIENT, SERVER), build_v2(CLIENT, SERVER),
-     build_v2(CLIENT, SERVER, tlvs=[(0x01, b"h2")]), SPEC_V2],
+    [
+        build_v1(CLIENT, SERVER),
+        build_v2(CLIENT, SERVER),
+        build_v2(CLIENT, SERVER, tlvs=[(0x01, b"h2")]),
+        SPEC_V2,
+    ],
     ids=["v1", "v2", "v2-tlvs", "spec-v2"],
 )
 @pytest.mark.parametrize("expect", [True, False], ids=["expect", "no-expect"])
@@ -248,3 +260,30 @@ def test_relay_bad_header_is_refused(proxy, make_backend):
         expect_eof(client)
     assert counters(proxy)["proxy_protocol.errors"] == 1
     assert not backend.conns
+
+
+@pytest.mark.parametrize("expect", [True, False], ids=["expect", "no-expect"])
+def test_send_header_after_a_failed_connect(proxy, make_backend, expect):
+    # the first backend (picked first: LEAST_LOADED breaks ties on list order) refuses;
+    # the header is written whole to the backend that answers, then the data
+    backend = make_backend()
+    proxy.tcp_cluster(
+        "app",
+        [dead_address(), backend.address],
+        listen=False,
+        proxy_protocol="SEND_HEADER",
+        load_balancing="LEAST_LOADED",
+    )
+    address = proxy.listen(expect_proxy=expect)
+    proxy.ok("ADD_TCP_FRONTEND", cluster_id="app", address=address)
+    with connect(address) as client:
+        if expect:
+            client.sendall(SPEC_V1)
+            expected = SPEC_V2
+        else:
+            expected = build_v2(client.getsockname()[:2], _sockaddr(address))
+        client.sendall(DATA)
+        client.shutdown(socket.SHUT_WR)
+        assert recv_all(client) == expected + DATA
+    assert backend.conn().received() == expected + DATA
+    assert counters(proxy)["backend.connections.error"] == 1

@@ -8,7 +8,6 @@ import time
 from collections import Counter
 
 from pysozu.protocols.retry import DEFAULT_MAX_TRIES, ExponentialBackoffPolicy
-
 from tests.conftest import connect, dead_address
 from tests.e2e.helpers import (
     counters,
@@ -44,7 +43,8 @@ def test_connect_retries_up_to_three_attempts(proxy, echo_backend):
     # two dead backends ahead of the live one, picked in list order (LEAST_LOADED breaks
     # ties on the first): the third attempt reaches the live one
     address = proxy.tcp_cluster(
-        "app", [dead_address(), dead_address(), echo_backend.address],
+        "app",
+        [dead_address(), dead_address(), echo_backend.address],
         load_balancing="LEAST_LOADED",
     )
     with connect(address) as client:
@@ -56,7 +56,8 @@ def test_gives_up_after_three_attempts(proxy, echo_backend):
     # three dead backends ahead of the live one: the client is closed after three failures
     # (Sōzu's CONN_RETRIES), even though a fourth backend would have worked
     address = proxy.tcp_cluster(
-        "app", [dead_address(), dead_address(), dead_address(), echo_backend.address],
+        "app",
+        [dead_address(), dead_address(), dead_address(), echo_backend.address],
         load_balancing="LEAST_LOADED",
     )
     with connect(address) as client:
@@ -130,9 +131,12 @@ def test_backend_down_after_retry_budget_then_up(proxy, make_backend):
     # has passed. A clock that jumps 1000 s at every reading makes every failure count and
     # every retry allowed at once, so the budget is spent by consecutive connects.
     clock = itertools.count(0, 1000).__next__
-    in_worker(proxy, lambda: setattr(
-        backend, "retry_policy", ExponentialBackoffPolicy(DEFAULT_MAX_TRIES, clock=clock)
-    ))
+    in_worker(
+        proxy,
+        lambda: setattr(
+            backend, "retry_policy", ExponentialBackoffPolicy(DEFAULT_MAX_TRIES, clock=clock)
+        ),
+    )
     # each client makes three attempts on the only backend: 3 failures, then 6
     with connect(address) as client:
         expect_eof(client)
@@ -176,8 +180,13 @@ def test_failure_window_is_not_counted_twice(proxy):
 def test_backup_backend_unused_while_primary_opens(proxy, make_echo_backend):
     primary, backup = make_echo_backend(greeting=b"P"), make_echo_backend(greeting=b"B")
     address = proxy.tcp_cluster("app", [primary.address])
-    proxy.ok("ADD_BACKEND", cluster_id="app", backend_id="app-backup", address=backup.address,
-             backup=True)
+    proxy.ok(
+        "ADD_BACKEND",
+        cluster_id="app",
+        backend_id="app-backup",
+        address=backup.address,
+        backup=True,
+    )
     for _ in range(6):
         sock, who = greeting(address)
         sock.close()
@@ -188,8 +197,13 @@ def test_backup_backend_unused_while_primary_opens(proxy, make_echo_backend):
 def test_backup_backend_serves_when_no_primary_opens(proxy, make_echo_backend):
     backup = make_echo_backend(greeting=b"B")
     address = proxy.tcp_cluster("app", [dead_address(), dead_address()])
-    proxy.ok("ADD_BACKEND", cluster_id="app", backend_id="app-backup", address=backup.address,
-             backup=True)
+    proxy.ok(
+        "ADD_BACKEND",
+        cluster_id="app",
+        backend_id="app-backup",
+        address=backup.address,
+        backup=True,
+    )
     for _ in range(4):
         sock, who = greeting(address)
         with sock:
@@ -242,10 +256,20 @@ def test_least_loaded_picks_backend_with_fewer_connections(proxy, make_echo_back
 def test_weighted_random_never_picks_weight_zero(proxy, make_echo_backend):
     heavy, zero = make_echo_backend(greeting=b"H"), make_echo_backend(greeting=b"Z")
     proxy.ok("ADD_CLUSTER", cluster_id="app", load_balancing="RANDOM")
-    proxy.ok("ADD_BACKEND", cluster_id="app", backend_id="heavy", address=heavy.address,
-             load_balancing_parameters={"weight": 100})
-    proxy.ok("ADD_BACKEND", cluster_id="app", backend_id="zero", address=zero.address,
-             load_balancing_parameters={"weight": 0})
+    proxy.ok(
+        "ADD_BACKEND",
+        cluster_id="app",
+        backend_id="heavy",
+        address=heavy.address,
+        load_balancing_parameters={"weight": 100},
+    )
+    proxy.ok(
+        "ADD_BACKEND",
+        cluster_id="app",
+        backend_id="zero",
+        address=zero.address,
+        load_balancing_parameters={"weight": 0},
+    )
     address = proxy.listen()
     proxy.ok("ADD_TCP_FRONTEND", cluster_id="app", address=address)
     for _ in range(20):
@@ -269,7 +293,9 @@ def test_random_spreads_over_backends(proxy, make_echo_backend):
 def test_power_of_two_never_picks_the_most_loaded(proxy, make_echo_backend):
     backends = [make_echo_backend(greeting=g) for g in (b"A", b"B", b"C")]
     address = proxy.tcp_cluster(
-        "app", [b.address for b in backends], load_balancing="POWER_OF_TWO",
+        "app",
+        [b.address for b in backends],
+        load_balancing="POWER_OF_TWO",
         load_metric="CONNECTIONS",
     )
     held: dict[bytes, list] = {b"A": [], b"B": [], b"C": []}

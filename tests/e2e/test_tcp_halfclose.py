@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import struct
 
 from tests.conftest import connect, recv_all
-from tests.e2e.helpers import ScriptedBackend, wait_for, wait_sessions
+from tests.e2e.helpers import ScriptedBackend, expect_eof, wait_for, wait_sessions
 
 LATE = bytes(range(256)) * 8192  # 2 MiB: more than the pooled buffers and socket buffers
 
@@ -86,8 +87,40 @@ def test_session_stays_open_while_one_direction_is_open(proxy, make_backend):
         for n in range(5):  # the client's direction keeps working, round after round
             client.sendall(b"chunk %d;" % n)
             expected += b"chunk %d;" % n
-            wait_for(lambda: conn.received() == expected, what="the chunk at the backend")
+            wait_for(lambda want=expected: conn.received() == want, what="the chunk")
         wait_sessions(proxy, 1)
         client.shutdown(socket.SHUT_WR)
         assert conn.eof.wait(10)
     assert conn.received() == expected
+
+
+def _abort(sock: socket.socket) -> None:
+    """Close with a RST instead of a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_client_reset_closes_backend_connection(proxy, make_backend):
+    backend = make_backend()
+    address = proxy.tcp_cluster("app", [backend.address])
+    client = connect(address)
+    client.sendall(b"x" * 1000)
+    conn = backend.conn()
+    wait_for(lambda: len(conn.received()) == 1000, what="the bytes at the backend")
+    _abort(client)
+    assert conn.eof.wait(10), "the backend connection outlived the client's reset"
+    wait_sessions(proxy, 0)
+    assert proxy.request("STATUS")["content"]["buffers_in_use"] == 0
+
+
+def test_backend_reset_closes_client(proxy, make_backend):
+    def reset_after_hello(backend, conn) -> None:
+        ScriptedBackend.recv_some(conn)
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    backend = make_backend(reset_after_hello)
+    address = proxy.tcp_cluster("app", [backend.address])
+    with connect(address) as client:
+        client.sendall(b"hello")
+        expect_eof(client, timeout=5)
+    wait_sessions(proxy, 0)

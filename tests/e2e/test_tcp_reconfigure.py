@@ -7,8 +7,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from pysozu.reactor.channel import ChannelError
 
+from pysozu.reactor.channel import ChannelError
 from tests.conftest import WAIT, connect, recv_all
 from tests.e2e.helpers import (
     echo,
@@ -175,3 +175,49 @@ def test_soft_stop_without_connections_answers_ok_at_once(proxy, echo_backend):
     answer = proxy.request("SOFT_STOP")
     assert answer["status"] == "OK", answer
     expect_refused(address)
+
+
+def test_removed_backend_reports_only_after_its_last_connection(proxy, make_echo_backend):
+    a, b = make_echo_backend(greeting=b"A"), make_echo_backend(greeting=b"B")
+    address = proxy.tcp_cluster("app", [a.address, b.address], load_balancing="ROUND_ROBIN")
+    clients = [connect(address) for _ in range(4)]  # A, B, A, B
+    try:
+        assert [c.recv(1) for c in clients] == [b"A", b"B", b"A", b"B"]
+        proxy.ok("REMOVE_BACKEND", cluster_id="app", backend_id="app-0", address=a.address)
+        for client in clients:
+            _still_echoes(client)
+        with connect(address) as other:  # new clients only reach B now
+            assert other.recv(1) == b"B"
+        _close_cleanly(clients[0])  # one of A's two connections
+        wait_sessions(proxy, 3)
+        assert "REMOVED_BACKEND_HAS_NO_CONNECTIONS" not in kinds(events_so_far(proxy))
+        _still_echoes(clients[2])
+        _close_cleanly(clients[2])  # A's last one
+        event = proxy.channel.wait_event("REMOVED_BACKEND_HAS_NO_CONNECTIONS", timeout=WAIT)
+        assert event["content"]["backend_id"] == "app-0"
+        for client in (clients[1], clients[3]):  # B's connections never noticed
+            _still_echoes(client)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_soft_stop_waits_for_every_connection(proxy, echo_backend):
+    address = proxy.tcp_cluster("app", [echo_backend.address])
+    clients = [connect(address) for _ in range(3)]
+    try:
+        for client in clients:
+            echo(client, b"hi")
+        request_id = proxy.channel.send({"type": "SOFT_STOP"})
+        assert proxy.channel.read_response(request_id, timeout=WAIT)["status"] == "PROCESSING"
+        for n, client in enumerate(clients):
+            _still_echoes(client)
+            _close_cleanly(client)
+            if n < len(clients) - 1:
+                # connections remain: no OK yet (bounded wait showing it does not come)
+                with pytest.raises(ChannelError):
+                    proxy.channel.read_response(request_id, timeout=0.3)
+        assert proxy.channel.read_response(request_id, timeout=WAIT)["status"] == "OK"
+    finally:
+        for client in clients:
+            client.close()

@@ -1,6 +1,7 @@
-"""Bulk data through the TCP proxy: many concurrent clients, and one very long stream.
+"""Bulk data through the TCP proxy: many concurrent clients, one very long stream, and
+back-pressure when either side stops reading.
 
-The clients are driven by one ``selectors`` loop: each sends a window of a random pattern
+The echo clients are driven by one ``selectors`` loop: each sends a window of a random pattern
 and checks every echoed byte against the pattern as it arrives, so nothing is held twice
 in memory and a byte lost, duplicated, reordered or crossed between connections fails at
 the first wrong byte.
@@ -11,11 +12,15 @@ from __future__ import annotations
 import random
 import selectors
 import socket
+import threading
 import time
 
 import pytest
 
-from tests.conftest import connect
+from pysozu.protocols.pipe import Pipe
+from pysozu.reactor.readiness import READABLE
+from tests.conftest import WAIT, connect
+from tests.e2e.helpers import ScriptedBackend, in_worker, wait_for, wait_sessions
 
 #: Pattern length: odd and not a power of two, so a dropped or repeated buffer-sized run
 #: cannot line up with the pattern again.
@@ -80,9 +85,7 @@ def echo_streams(address: str, sizes: list[int], timeout: float) -> None:
                     except BlockingIOError:
                         continue
                     if n == 0:
-                        assert c.received == c.total, (
-                            f"EOF after {c.received} of {c.total} bytes"
-                        )
+                        assert c.received == c.total, f"EOF after {c.received} of {c.total} bytes"
                         sel.unregister(c.sock)
                         open_clients -= 1
                         continue
@@ -105,6 +108,7 @@ def test_200_clients_echo_1_mib_each(proxy, echo_backend):
     echo_streams(address, [1 << 20] * 200, timeout=90)
     print(f"200 x 1 MiB: {time.monotonic() - started:.2f} s")
     assert echo_backend.accepted == 200
+    _assert_all_released(proxy, 200 << 20)
 
 
 @pytest.mark.slow
@@ -113,3 +117,87 @@ def test_one_256_mib_stream(proxy, echo_backend):
     started = time.monotonic()
     echo_streams(address, [256 << 20], timeout=100)
     print(f"256 MiB: {time.monotonic() - started:.2f} s")
+    _assert_all_released(proxy, 256 << 20)
+
+
+def _assert_all_released(proxy, carried: int) -> None:
+    """Every session closed, every buffer and backend connection given back, and the bytes
+    counted by the proxy itself (so they did go through it)."""
+    wait_sessions(proxy, 0)
+    status = proxy.request("STATUS")["content"]
+    assert status["buffers_in_use"] == 0
+    assert status["metrics"]["gauges"]["backend.connections"] == 0
+    assert status["metrics"]["counters"]["bytes_in"] == carried
+    assert status["metrics"]["counters"]["bytes_out"] == carried
+
+
+def _reading_paused(proxy) -> list[tuple[bool, bool]]:
+    """For each open pipe: (client not read for lack of room, backend not read for lack
+    of room), i.e. the proxy applies back-pressure on that side."""
+
+    def read() -> list[tuple[bool, bool]]:
+        out = []
+        for session in proxy.worker.server.sessions:
+            pipe = session.state
+            assert isinstance(pipe, Pipe)
+            out.append(
+                (
+                    not pipe.front_readiness.interest & READABLE and not pipe.front_eof,
+                    not pipe.back_readiness.interest & READABLE and not pipe.back_eof,
+                )
+            )
+        return out
+
+    return in_worker(proxy, read)
+
+
+def test_backpressure_towards_a_backend_that_stops_reading(proxy, make_backend):
+    # The backend reads nothing until told to: the client's bytes pile up until the proxy's
+    # buffer is full and it stops reading the client. When the backend reads again, the
+    # proxy must resume on its own (under edge-triggered epoll no new event will come for
+    # the bytes already waiting in the kernel).
+    go = threading.Event()
+
+    def late_reader(backend, conn) -> None:
+        go.wait(WAIT)
+        ScriptedBackend.read_all(conn)
+
+    backend = make_backend(late_reader)
+    address = proxy.tcp_cluster("app", [backend.address])
+    total = 8 << 20
+    pattern = _pattern()
+    with connect(address) as client:
+        sender = threading.Thread(target=client.sendall, args=(pattern[: 1 << 20].tobytes() * 8,))
+        sender.start()
+        wait_for(lambda: _reading_paused(proxy) == [(True, False)], what="back-pressure")
+        go.set()
+        sender.join(WAIT)
+        assert not sender.is_alive()
+        client.shutdown(socket.SHUT_WR)
+        conn = backend.conn()
+        assert conn.eof.wait(WAIT)
+    received = conn.received()
+    assert len(received) == total
+    assert received == pattern[: 1 << 20].tobytes() * 8
+
+
+def test_backpressure_towards_a_client_that_stops_reading(proxy, make_backend):
+    # The mirror case: the backend sends 8 MiB to a client that reads nothing at first.
+    chunk = _pattern()[: 1 << 20].tobytes()
+
+    def talker(backend, conn) -> None:
+        conn.sock.sendall(chunk * 8)
+        conn.sock.shutdown(socket.SHUT_WR)
+        ScriptedBackend.read_all(conn)
+
+    backend = make_backend(talker)
+    address = proxy.tcp_cluster("app", [backend.address])
+    with connect(address) as client:
+        wait_for(lambda: _reading_paused(proxy) == [(False, True)], what="back-pressure")
+        received = bytearray()
+        while True:
+            data = client.recv(1 << 20)
+            if not data:
+                break
+            received += data
+        assert received == chunk * 8

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
+
 from pysozu.protocols.backends import Backend
 from pysozu.protocols.load_balancing import (
     DEFAULT_WEIGHT,

@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from pysozu.protocols.proxy_protocol import (
     MAX_HEADER_LENGTH,
     MAX_V1_LENGTH,

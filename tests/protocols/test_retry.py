@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from pysozu.protocols.retry import DEFAULT_MAX_TRIES, ExponentialBackoffPolicy, RetryAction
 
 

@@ -10,13 +10,13 @@ import textwrap
 import time
 
 import pytest
+
+from pysozu.config import ServerConfig
 from pysozu.reactor import metrics as m
 from pysozu.reactor.poller import EpollPoller, SelectorPoller
 from pysozu.reactor.readiness import READABLE, WRITABLE
 from pysozu.reactor.server import Server
 from pysozu.reactor.session import ProxySession, SessionResult, SessionState, StateMachineSession
-
-from pysozu.config import ServerConfig
 from tests.conftest import WAIT, connect
 
 
