@@ -32,6 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from pysozu.reactor.channel import json_kind
+
 __all__ = [
     "EVENT_KINDS",
     "LISTENER_TYPES",
@@ -406,7 +408,7 @@ class Request:
 def parse_request(obj: Any) -> Request:
     """Validate a decoded JSON request and return it normalised, with defaults filled."""
     if not isinstance(obj, dict):
-        raise CommandError(f"a request must be a JSON object, not {_json_type(obj)}")
+        raise CommandError(f"a request must be a JSON object, not {json_kind(obj)}")
     if "id" not in obj:
         raise CommandError("missing field 'id'")
     request_id = obj["id"]
@@ -429,20 +431,6 @@ def parse_request(obj: Any) -> Request:
 def make_request(request_id: str, request_type: str, **fields: Any) -> Request:
     """Build and validate a request from Python values (used by state and config code)."""
     return parse_request({"id": request_id, "type": request_type, **fields})
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
 
 
 # --------------------------------------------------------------------------------------------
@@ -480,7 +468,7 @@ def event(kind: str, **fields: Any) -> dict[str, Any]:
 def parse_response(obj: Any) -> dict[str, Any]:
     """Check that a decoded JSON object is a well-formed response and return it."""
     if not isinstance(obj, dict):
-        raise CommandError(f"a response must be a JSON object, not {_json_type(obj)}")
+        raise CommandError(f"a response must be a JSON object, not {json_kind(obj)}")
     for key in obj:
         if key not in ("id", "status", "message", "content"):
             raise CommandError(f"unknown field {key!r} in response")

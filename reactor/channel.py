@@ -129,12 +129,12 @@ def decode_body(body: bytes) -> dict[str, Any] | FrameError:
     except json.JSONDecodeError as e:
         return FrameError(f"invalid JSON: {e.msg} at line {e.lineno} column {e.colno}")
     if not isinstance(message, dict):
-        return FrameError(f"invalid request: expected a JSON object, got {_json_kind(message)}")
+        return FrameError(f"invalid request: expected a JSON object, got {json_kind(message)}")
     return message
 
 
-def _json_kind(value: Any) -> str:
-    """The JSON name of a decoded value (the peer wrote JSON, not Python)."""
+def json_kind(value: Any) -> str:
+    """The JSON name of a decoded value, for messages (the peer wrote JSON, not Python)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -143,7 +143,11 @@ def _json_kind(value: Any) -> str:
         return "a number"
     if isinstance(value, str):
         return "a string"
-    return "an array"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 class WorkerChannel:
