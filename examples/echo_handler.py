@@ -25,10 +25,13 @@ from pysozu.reactor.session import (
     SessionResult,
     SocketResult,
     StateMachineSession,
+    StateResult,
 )
 from pysozu.worker import Worker
 
 MAX_LINE = 4096
+#: Seconds a client may stay silent before the handler closes it.
+IDLE_TIMEOUT = 30.0
 
 
 class LineEcho(FrontReadinessState):
@@ -36,8 +39,11 @@ class LineEcho(FrontReadinessState):
 
     NAME = "line_echo"
 
-    def __init__(self, session: StateMachineSession) -> None:
+    def __init__(self, session: StateMachineSession, idle_timeout: float = IDLE_TIMEOUT) -> None:
         super().__init__(session)
+        # The session calls self.timeout() when the client was idle for idle_timeout.
+        self.idle = session.make_timeout(idle_timeout)
+        self.idle.set()
         self.buffer = bytearray(MAX_LINE)
         self.view = memoryview(self.buffer)
         self.filled = 0
@@ -56,6 +62,7 @@ class LineEcho(FrontReadinessState):
                     self.eof = True
                     break
                 self.filled += n
+                self.idle.touch()
                 self._take_lines()
             if self.filled == MAX_LINE:
                 return SessionResult.CLOSE  # a line longer than we accept
@@ -74,6 +81,13 @@ class LineEcho(FrontReadinessState):
             return SessionResult.CLOSE
         return SessionResult.CONTINUE
 
+    def timeout(self, session: StateMachineSession, token: int) -> StateResult:
+        session.front.socket_write(b"bye: idle\n")  # best effort, then close
+        return StateResult.CLOSE_SESSION
+
+    def close(self, session: StateMachineSession) -> None:
+        self.idle.cancel()
+
     def _take_lines(self) -> None:
         data = self.buffer[: self.filled]
         end = data.rfind(b"\n")
@@ -86,10 +100,10 @@ class LineEcho(FrontReadinessState):
         self.filled = len(rest)
 
 
-def build_worker(address: str) -> Worker:
+def build_worker(address: str, idle_timeout: float = IDLE_TIMEOUT) -> Worker:
     """A worker with one listener served by ``LineEcho``."""
     worker = Worker()
-    worker.set_listener_handler(address, LineEcho)
+    worker.set_listener_handler(address, lambda session: LineEcho(session, idle_timeout))
     worker.apply(
         [
             make_request("echo-listener", "ADD_TCP_LISTENER", address=address),

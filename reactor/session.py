@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .readiness import HUP, NONE, READABLE, WRITABLE, Readiness, ready_str
+from .timer import Timeout
 
 if TYPE_CHECKING:
     from .server import Listener, Server
@@ -298,6 +299,15 @@ class StateMachineSession(ProxySession):
     def shutting_down(self) -> bool:
         state = self.state
         return True if state is None else state.shutting_down(self)
+
+    def make_timeout(self, duration: float, token: int | None = None) -> Timeout:
+        """A lazy timeout whose expiry calls ``state.timeout(session, token)``.
+
+        Arm it with ``set()``; ``touch()`` it on activity (cheap: see ``reactor.timer``).
+        The session cancels nothing by itself: a state cancels its timeouts in ``close``.
+        """
+        target = self.frontend_token if token is None else token
+        return Timeout(self.server.timers, duration, lambda: self.on_timeout(target))
 
     def on_timeout(self, token: int) -> None:
         """Timer callback for a state's timeout: act on its ``StateResult``."""

@@ -25,7 +25,7 @@ def echo_worker():
     sock.listen(16)
     address = "127.0.0.1:%d" % sock.getsockname()[1]
     sock.close()  # the example binds by itself, as a standalone proxy would
-    worker = echo_handler.build_worker(address)
+    worker = echo_handler.build_worker(address, idle_timeout=1.0)
     worker.start_thread()
     try:
         yield worker, address
@@ -54,3 +54,13 @@ def test_custom_state_large_output_uses_writable(echo_worker):
         client.sendall(lines)
         client.shutdown(socket.SHUT_WR)
         assert recv_all(client) == expected
+
+
+def test_custom_state_timeout_closes_idle_client(echo_worker):
+    """The state's timeout (``session.make_timeout``) fires for a silent client."""
+    _, address = echo_worker
+    host, port = address.split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT) as client:
+        client.sendall(b"one\n")
+        # then silence: the 1 s idle timeout of the handler closes the connection
+        assert recv_all(client) == b"echo: one\nbye: idle\n"
