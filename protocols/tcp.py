@@ -279,7 +279,11 @@ class TcpSession(StateMachineSession):
         self.connect_timeout.cancel()
         self.back_status = _CONNECTED
         backend = self.backend
-        if backend.success(self.server.now - self.connect_started):
+        elapsed = self.server.now - self.connect_started
+        self.server.metrics.record_time(
+            m.BACKEND_CONNECT_TIME, elapsed, self.cluster_id, backend.backend_id
+        )
+        if backend.success(elapsed):
             self.proxy.push(backend_event("BACKEND_UP", self.cluster_id, backend))
             self.server.metrics.incr(m.BACKEND_UP)
         self.proxy.backend_served(self.cluster_id)

@@ -1,13 +1,31 @@
-"""Counters and gauges kept in the worker, readable through the command channel.
+"""Counters, gauges and latency histograms kept in the worker, plus a StatsD drain.
 
 Metric names are constants here, in one place, so a reader can find every metric the
-project emits (the style of Sōzu's ``metrics/names.rs``). Updating a metric is one dict
-operation; nothing is formatted on the hot path.
+project emits (the style of Sōzu's ``metrics/names.rs``). Updating a counter or gauge is
+one dict operation; nothing is formatted on the hot path.
+
+Latencies go to ``Histogram``: log-linear buckets (8 per power of two, so every value is
+within 9 % of its bucket's bound) over microseconds, with exact count, sum, min and max. It
+answers percentiles in O(buckets) and costs one ``bit_length`` and a dict increment per
+sample, with memory bounded by the range of values, not their number.
+
+Each metric can be global or scoped to a cluster, or a cluster and a backend: the key is
+``(name, cluster_id, backend_id)``, ``None`` where unscoped.
+
+``StatsdDrain`` forwards every update as a StatsD line (``prefix.name:value|c``, ``|g``,
+``|ms``, with ``,cluster_id=…,backend_id=…`` tags when scoped) over UDP. Lines are queued
+and sent in datagrams of at most 1400 bytes when the loop calls ``flush`` once per pass; a
+full socket buffer drops the batch (metrics must never slow the proxy down).
 """
 
 from __future__ import annotations
 
+import logging
+import socket
 from collections import defaultdict
+from typing import Any
+
+log = logging.getLogger("pysozu.metrics")
 
 # -- names -----------------------------------------------------------------------------------
 CLIENT_CONNECTIONS = "client.connections"  # gauge: open frontend sessions
@@ -30,29 +48,247 @@ PROXY_PROTOCOL_ERRORS = "proxy_protocol.errors"  # counter: bad PROXY header, co
 BYTES_IN = "bytes_in"  # counter: bytes read from clients
 BYTES_OUT = "bytes_out"  # counter: bytes written to clients
 CHANNEL_ERRORS = "channel.errors"  # counter: invalid frames on the command channel
+BACKEND_CONNECT_TIME = "backend_connection_time"  # histogram (µs): connect duration
+
+Key = tuple[str, str | None, str | None]
+_PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
+class Histogram:
+    """Log-linear histogram of non-negative integers (see module docstring)."""
+
+    __slots__ = ("buckets", "count", "max", "min", "total")
+    SUB = 8  # buckets per power of two
+
+    def __init__(self) -> None:
+        self.buckets: defaultdict[int, int] = defaultdict(int)
+        self.count = 0
+        self.total = 0
+        self.min = 0
+        self.max = 0
+
+    @classmethod
+    def bucket_of(cls, value: int) -> int:
+        if value < cls.SUB:
+            return value
+        shift = value.bit_length() - 4  # keep the top 4 bits: 8 sub-buckets per octave
+        return (shift << 3) + (value >> shift)
+
+    @classmethod
+    def bucket_upper(cls, bucket: int) -> int:
+        """The largest value that falls in ``bucket``."""
+        if bucket < cls.SUB:
+            return bucket
+        shift, top = divmod(bucket, cls.SUB)
+        top += cls.SUB  # restore the implicit leading bit
+        shift -= 1
+        return ((top + 1) << shift) - 1
+
+    def record(self, value: int) -> None:
+        if value < 0:
+            value = 0
+        if self.count == 0 or value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+        self.count += 1
+        self.total += value
+        self.buckets[self.bucket_of(value)] += 1
+
+    def percentile(self, p: float) -> int:
+        """An upper bound within one bucket (≤ 12.5 %) of the ``p``-th percentile."""
+        if not self.count:
+            return 0
+        rank = max(1, -(-self.count * p // 100))
+        seen = 0
+        for bucket in sorted(self.buckets):
+            seen += self.buckets[bucket]
+            if seen >= rank:
+                return min(self.bucket_upper(bucket), self.max)
+        return self.max
+
+    def summary(self) -> dict[str, int | float]:
+        out: dict[str, int | float] = {
+            "count": self.count,
+            "sum": self.total,
+            "min": self.min,
+            "max": self.max,
+            "mean": self.total / self.count if self.count else 0,
+        }
+        for p in _PERCENTILES:
+            out[f"p{p:g}"] = self.percentile(p)
+        return out
+
+
+class StatsdDrain:
+    """Batches StatsD lines and sends them over UDP (see module docstring)."""
+
+    MAX_DATAGRAM = 1400
+
+    def __init__(self, address: tuple[str, int], prefix: str = "pysozu", tagged: bool = True):
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.address = address
+        self.prefix = prefix
+        self.tagged = tagged
+        self.lines: list[str] = []
+        self.dropped = 0
+
+    def line(self, kind: str, key: Key, value: int) -> None:
+        name, cluster_id, backend_id = key
+        tags = ""
+        if self.tagged and cluster_id is not None:
+            tags = f",cluster_id={cluster_id}"
+            if backend_id is not None:
+                tags += f",backend_id={backend_id}"
+        elif cluster_id is not None:
+            name = f"cluster.{cluster_id}.{name}" if backend_id is None else (
+                f"cluster.{cluster_id}.backend.{backend_id}.{name}")
+        self.lines.append(f"{self.prefix}.{name}{tags}:{value}|{kind}")
+
+    def flush(self) -> None:
+        if not self.lines:
+            return
+        batch: list[str] = []
+        size = 0
+        for line in self.lines:
+            if batch and size + len(line) + 1 > self.MAX_DATAGRAM:
+                self._send("\n".join(batch))
+                batch, size = [], 0
+            batch.append(line)
+            size += len(line) + 1
+        if batch:
+            self._send("\n".join(batch))
+        self.lines.clear()
+
+    def _send(self, payload: str) -> None:
+        try:
+            self.sock.sendto(payload.encode(), self.address)
+        except OSError:
+            self.dropped += 1  # full buffer or unreachable collector: never block the proxy
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class Metrics:
     """In-process metrics: plain dicts, cheap to update, copied out on query."""
 
-    __slots__ = ("counters", "gauges")
+    __slots__ = ("counters", "drain", "enabled", "gauges", "histograms", "scoped")
 
     def __init__(self) -> None:
         self.counters: defaultdict[str, int] = defaultdict(int)
         self.gauges: defaultdict[str, int] = defaultdict(int)
+        self.histograms: dict[Key, Histogram] = {}
+        #: counters scoped to a cluster/backend: (name, cluster, backend) -> value
+        self.scoped: defaultdict[Key, int] = defaultdict(int)
+        self.drain: StatsdDrain | None = None
+        #: CONFIGURE_METRICS DISABLED stops local aggregation of histograms and scoped counters
+        self.enabled = True
 
     def incr(self, name: str, value: int = 1) -> None:
         self.counters[name] += value
+        if self.drain is not None:
+            self.drain.line("c", (name, None, None), value)
+
+    def incr_scoped(
+        self, name: str, cluster_id: str | None, backend_id: str | None = None, value: int = 1
+    ) -> None:
+        """A counter per cluster (and backend); also counted globally."""
+        self.counters[name] += value
+        if self.enabled:
+            self.scoped[(name, cluster_id, backend_id)] += value
+        if self.drain is not None:
+            self.drain.line("c", (name, cluster_id, backend_id), value)
 
     def gauge(self, name: str, value: int) -> None:
         self.gauges[name] = value
+        if self.drain is not None:
+            self.drain.line("g", (name, None, None), value)
 
     def gauge_add(self, name: str, delta: int) -> None:
         self.gauges[name] += delta
+        if self.drain is not None:
+            self.drain.line("g", (name, None, None), self.gauges[name])
 
-    def snapshot(self) -> dict[str, dict[str, int]]:
-        return {"counters": dict(self.counters), "gauges": dict(self.gauges)}
+    def record_time(
+        self,
+        name: str,
+        seconds: float,
+        cluster_id: str | None = None,
+        backend_id: str | None = None,
+    ) -> None:
+        """A latency sample, kept in microseconds."""
+        micros = int(seconds * 1e6)
+        if self.enabled:
+            key = (name, cluster_id, backend_id)
+            histogram = self.histograms.get(key)
+            if histogram is None:
+                histogram = self.histograms[key] = Histogram()
+            histogram.record(micros)
+        if self.drain is not None:
+            self.drain.line("ms", (name, cluster_id, backend_id), micros // 1000)
+
+    def flush(self) -> None:
+        """Called by the loop once per pass: sends the batched StatsD lines."""
+        if self.drain is not None:
+            self.drain.flush()
+
+    def set_drain(self, drain: StatsdDrain | None) -> None:
+        if self.drain is not None:
+            self.drain.close()
+        self.drain = drain
+
+    def snapshot(
+        self,
+        cluster_ids: list[str] | None = None,
+        backend_ids: list[str] | None = None,
+        names: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Everything, or what the filters select (QUERY_METRICS)."""
+        def wanted(key: Key) -> bool:
+            name, cluster_id, backend_id = key
+            if names and name not in names:
+                return False
+            if cluster_ids and cluster_id not in cluster_ids:
+                return False
+            return not (backend_ids and backend_id not in backend_ids)
+
+        out: dict[str, Any] = {
+            "counters": {k: v for k, v in self.counters.items() if not names or k in names},
+            "gauges": {k: v for k, v in self.gauges.items() if not names or k in names},
+            "histograms": {},
+            "clusters": {},
+        }
+        for key, histogram in self.histograms.items():
+            if not wanted(key):
+                continue
+            name, cluster_id, backend_id = key
+            if cluster_id is None:
+                out["histograms"][name] = histogram.summary()
+            else:
+                self._scope(out, cluster_id, backend_id)[name] = histogram.summary()
+        for key, value in self.scoped.items():
+            if wanted(key):
+                name, cluster_id, backend_id = key
+                if cluster_id is not None:
+                    self._scope(out, cluster_id, backend_id)[name] = value
+        if cluster_ids or backend_ids:
+            out["counters"], out["gauges"], out["histograms"] = {}, {}, {}
+        return out
+
+    @staticmethod
+    def _scope(out: dict[str, Any], cluster_id: str, backend_id: str | None) -> dict[str, Any]:
+        cluster = out["clusters"].setdefault(cluster_id, {"metrics": {}, "backends": {}})
+        if backend_id is None:
+            metrics: dict[str, Any] = cluster["metrics"]
+            return metrics
+        backend: dict[str, Any] = cluster["backends"].setdefault(backend_id, {})
+        return backend
 
     def clear(self) -> None:
         self.counters.clear()
         self.gauges.clear()
+        self.histograms.clear()
+        self.scoped.clear()

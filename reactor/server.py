@@ -569,6 +569,8 @@ class Server:
             self._resume_accepts()
         if self.shutting_down:
             self._check_shutdown()
+        if self.metrics.drain is not None:
+            self.metrics.flush()
 
     def _drain_wakeup(self) -> None:
         try:
