@@ -5,10 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-tree=build/typecheck
-rm -rf "$tree"
+tree=$(mktemp -d "${TMPDIR:-/tmp}/pysozu-typecheck.XXXXXX")  # one per run: runs may overlap
+trap 'rm -rf "$tree"' EXIT
 mkdir -p "$tree/pysozu"
 for f in pysozu/*.py pysozu/py.typed; do ln -s "$root/$f" "$tree/pysozu/$(basename "$f")"; done
 for sub in reactor protocols parser native; do ln -s "$root/$sub" "$tree/pysozu/$sub"; done
 cd "$tree"
-exec "${MYPY:-$root/.venv/bin/mypy}" --config-file "$root/pyproject.toml" -p pysozu "$@"
+"${MYPY:-$root/.venv/bin/mypy}" --config-file "$root/pyproject.toml" \
+    --cache-dir "$root/.mypy_cache" -p pysozu "$@"
