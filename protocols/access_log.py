@@ -1,0 +1,124 @@
+"""Access log: one line per request, written in batches once per loop pass.
+
+A record is built from values the session already holds (times, addresses, counts) and is
+only formatted when a logger is configured, so a proxy without an access log pays one
+``if``. Lines are queued and written together by ``flush``, which the worker calls at the
+end of every loop pass: one ``write`` per pass instead of one per request.
+
+Two formats:
+
+* ``ascii`` follows Sōzu's layout::
+
+      <request_id> <cluster>/<backend> <client> -> <backend_addr> \
+      <request_time>/<service_time> <bytes_in> <bytes_out> <status> <method> <authority><path> \
+      [<tags>] <protocol> <message>
+
+  with ``-`` for what is unknown and times in milliseconds;
+* ``json`` writes one JSON object per line with the same fields (times in seconds as floats),
+  for log pipelines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import IO
+
+
+@dataclass(slots=True)
+class AccessRecord:
+    """What happened to one request (Sōzu's ``RequestRecord``)."""
+
+    request_id: str
+    protocol: str
+    client: str | None = None
+    backend_address: str | None = None
+    cluster_id: str | None = None
+    backend_id: str | None = None
+    method: str | None = None
+    authority: str | None = None
+    path: str | None = None
+    status: int | None = None
+    #: seconds from the first byte of the request to the last byte of the response
+    request_time: float = 0.0
+    #: seconds the backend took, from request sent to response head received
+    service_time: float | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    user_agent: str | None = None
+    tags: dict[str, str] | None = None
+    message: str | None = None
+    timestamp: float = field(default_factory=time.time)
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.3f}ms"
+
+
+def format_ascii(record: AccessRecord) -> str:
+    tags = ""
+    if record.tags:
+        tags = " [" + ", ".join(f"{k}={v}" for k, v in sorted(record.tags.items())) + "]"
+    message = f" | {record.message}" if record.message else ""
+    return (
+        f"{record.request_id} {record.cluster_id or '-'}/{record.backend_id or '-'} "
+        f"{record.client or '-'} -> {record.backend_address or '-'} "
+        f"{_ms(record.request_time)}/{_ms(record.service_time)} "
+        f"{record.bytes_in} {record.bytes_out} "
+        f"{record.status if record.status is not None else '-'} {record.method or '-'} "
+        f"{record.authority or '-'}{record.path or ''}{tags} {record.protocol}{message}"
+    )
+
+
+def format_json(record: AccessRecord) -> str:
+    data = asdict(record)
+    return json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))
+
+
+class AccessLogger:
+    """Queues formatted lines; ``flush`` writes them in one call."""
+
+    def __init__(self, target: str = "stdout", fmt: str = "ascii") -> None:
+        if fmt not in ("ascii", "json"):
+            raise ValueError(f"unknown access log format {fmt!r} (expected 'ascii' or 'json')")
+        self.format = format_ascii if fmt == "ascii" else format_json
+        self.target = target
+        self._owned = False
+        self.stream: IO[str]
+        if target == "stdout":
+            self.stream = sys.stdout
+        elif target == "stderr":
+            self.stream = sys.stderr
+        elif target.startswith("file://"):
+            path = target[len("file://"):]
+            if not path:
+                raise ValueError("empty path in access log target 'file://'")
+            self.stream = open(os.path.expanduser(path), "a", encoding="utf-8")  # noqa: SIM115
+            self._owned = True
+        else:
+            raise ValueError(
+                f"unknown access log target {target!r} (expected stdout, stderr or file://PATH)"
+            )
+        self.lines: list[str] = []
+
+    def log(self, record: AccessRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def flush(self) -> None:
+        if not self.lines:
+            return
+        data = "\n".join(self.lines) + "\n"
+        self.lines.clear()
+        try:
+            self.stream.write(data)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a full disk or a closed stream must not take the proxy down
+
+    def close(self) -> None:
+        self.flush()
+        if self._owned:
+            self.stream.close()
