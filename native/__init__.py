@@ -1,4 +1,151 @@
-"""The optional cffi-compiled SIMD header scanner used by ``pysozu.parser``.
+"""The optional C head scanner behind ``pysozu.parser`` (cffi, API mode).
 
-Filled by the HTTP/1.1 parser issue; nothing imports it yet.
+``scan_head`` is the function of ``parser/SCANNER.md`` (the contract it shares with the pure
+Python scanner, byte for byte); the C lives in ``scanner.c``: SSE4.2 ``PCMPESTRI`` range
+searches where the CPU has them (``SIMD``), a scalar loop with lookup tables elsewhere.
+
+* ``AVAILABLE``: the compiled module ``pysozu.native._scanner`` could be imported.
+* ``SIMD``: the SSE4.2 path is in use.
+* ``build(verbose=False)``: compile the module in place (next to this file); False, with a
+  warning, when there is no compiler or cffi fails. ``python -m pysozu.native`` does the same.
+* ``force_scalar(True)``: run the scalar path even where SSE4.2 is there (tests).
+
+The module is built at install time when a C compiler is there (``setup.py``); without one
+the install still succeeds and ``AVAILABLE`` is False.
+
+The per-call cost is on the hot path: ``scan_head`` is a closure over local bindings, the
+``out`` array is an ``array('i')`` (its ``tolist`` is much cheaper than ``ffi.unpack``)
+cached per thread and per ``max_headers`` (cffi releases the GIL during the C call, so
+threads cannot share one), and ``bytes`` go to C without ``ffi.from_buffer``.
 """
+
+from __future__ import annotations
+
+import array
+import importlib
+import os
+import threading
+import warnings
+from collections.abc import Callable
+from importlib import util
+from typing import Any
+
+__all__ = ["AVAILABLE", "SIMD", "build", "force_scalar", "scan_head"]
+
+Buffer = bytes | bytearray | memoryview
+ScanHead = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int]]]
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+AVAILABLE: bool = False
+SIMD: bool = False
+_lib: Any = None
+
+
+def _unavailable(
+    buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int, max_headers: int
+) -> tuple[int, list[int]]:
+    raise RuntimeError(
+        "pysozu.native is not built (no C compiler at install time?): "
+        "run 'python -m pysozu.native', or use the pure backend"
+    )
+
+
+scan_head: ScanHead = _unavailable
+
+
+def _make_scan_head(ffi: Any, lib: Any) -> ScanHead:
+    """SCANNER.md's ``scan_head`` over the compiled module."""
+    scan = lib.pysozu_scan_head
+    from_buffer = ffi.from_buffer
+    local = threading.local()
+    if array.array("i").itemsize != 4:  # pragma: no cover - no such platform in sight
+        raise ImportError("pysozu.native needs a 4-byte C int")
+
+    def out_for(max_headers: int) -> tuple[array.array[int], Any]:
+        outs: dict[int, tuple[array.array[int], Any]] | None = getattr(local, "outs", None)
+        if outs is None:
+            outs = local.outs = {}
+        if len(outs) >= 16:  # bounded: callers use one or two limits
+            outs.clear()
+        arr = array.array("i", bytes(4 * (8 + 5 * max(max_headers, 0))))
+        pair = outs[max_headers] = (arr, from_buffer("int32_t[]", arr))
+        return pair
+
+    def scan_head(
+        buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
+        max_headers: int,
+    ) -> tuple[int, list[int]]:
+        try:
+            arr, out = local.outs[max_headers]
+        except (AttributeError, KeyError):
+            arr, out = out_for(max_headers)
+        if type(buf) is not bytes:
+            buf = from_buffer(buf)
+        if length > len(buf):
+            raise ValueError("scan_head: length %d is past the buffer's %d bytes"
+                             % (length, len(buf)))
+        rc: int = scan(buf, length, last_len, is_request, max_head, max_headers, out)
+        if rc > 0:
+            return rc, arr[:8 + 5 * arr[6]].tolist()
+        if rc == 0:
+            return 0, []
+        return rc, [arr[0]]
+
+    return scan_head
+
+
+def _load() -> bool:
+    """Import the compiled module and bind the globals; False when it is not there."""
+    global AVAILABLE, SIMD, _lib, scan_head
+    try:
+        module: Any = importlib.import_module("pysozu.native._scanner")
+    except ImportError:
+        return False
+    _lib = module.lib
+    scan_head = _make_scan_head(module.ffi, module.lib)
+    SIMD = bool(_lib.pysozu_scanner_simd())
+    AVAILABLE = True
+    return True
+
+
+def force_scalar(on: bool) -> None:
+    """Use the scalar C path (``True``) or the CPU's best (``False``); updates ``SIMD``."""
+    global SIMD
+    if _lib is None:
+        raise RuntimeError("pysozu.native is not built")
+    _lib.pysozu_scanner_force_scalar(1 if on else 0)
+    SIMD = bool(_lib.pysozu_scanner_simd())
+
+
+def module_path() -> str | None:
+    """Where the compiled module is, if it is importable."""
+    spec = util.find_spec("pysozu.native._scanner")
+    return spec.origin if spec is not None else None
+
+
+def build(verbose: bool = False) -> bool:
+    """Compile ``_scanner`` into this package's folder and load it; False (with a warning,
+    never an exception) when that fails: no C compiler, no cffi, or a build error."""
+    try:
+        spec = util.spec_from_file_location("_pysozu_native_build", os.path.join(_HERE, "build.py"))
+        if spec is None or spec.loader is None:
+            raise ImportError("native/build.py is missing")
+        builder: Any = util.module_from_spec(spec)
+        spec.loader.exec_module(builder)
+        builder.build_inplace(verbose=verbose)
+    except Exception as exc:  # CompileError, LinkError, VerificationError, ImportError...
+        warnings.warn(f"pysozu.native: could not build the C scanner: {exc}",
+                      RuntimeWarning, stacklevel=2)
+        return False
+    importlib.invalidate_caches()
+    if AVAILABLE:
+        return True  # already loaded: the process keeps the module it has
+    if not _load():
+        warnings.warn("pysozu.native: the C scanner was built but cannot be imported",
+                      RuntimeWarning, stacklevel=2)
+        return False
+    return True
+
+
+_load()
