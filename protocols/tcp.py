@@ -28,7 +28,6 @@ and, beside them, owns the backend connection, which states only use:
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import socket
@@ -36,7 +35,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pysozu.reactor import metrics as m
-from pysozu.reactor.channel import event_message
 from pysozu.reactor.readiness import ERROR, HUP, NONE, READABLE, WRITABLE, Readiness
 from pysozu.reactor.server import Listener, Server
 from pysozu.reactor.session import (
@@ -48,10 +46,11 @@ from pysozu.reactor.session import (
 )
 from pysozu.reactor.timer import Timeout, TimerEntry
 
-from .backends import Backend, BackendMap, NoAvailableBackend
+from .backends import Backend, NoAvailableBackend
 from .pipe import Pipe
 from .proxy_protocol import build_v2
 from .proxy_protocol_states import ExpectProxyProtocol, RelayProxyProtocol, SendProxyProtocol
+from .upstream import NO_RESOURCES, Upstreams
 
 log = logging.getLogger("pysozu.tcp")
 
@@ -207,20 +206,19 @@ class TcpSession(StateMachineSession):
     # -- backend connection -------------------------------------------------------------------
     def connect_backend(self) -> bool:
         """Start a connect to a backend of the cluster; False if none can be tried."""
-        proxy = self.proxy
+        upstreams = self.proxy.upstreams
         server = self.server
         while self.connect_attempts < CONNECT_ATTEMPTS:
             self.connect_attempts += 1
             try:
-                backend = proxy.backends.backend_from_cluster_id(self.cluster_id)
+                backend = upstreams.backends.backend_from_cluster_id(self.cluster_id)
             except NoAvailableBackend:
-                proxy.no_backend(self.cluster_id)
+                upstreams.no_backend(self.cluster_id)
                 return False
-            family = socket.AF_INET6 if ":" in backend.sockaddr[0] else socket.AF_INET
             try:
-                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock = upstreams.open_socket(self.cluster_id, backend)
             except OSError as e:
-                if e.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                if e.errno not in NO_RESOURCES:
                     raise
                 # Out of descriptors: not the backend's fault. Keep the client, stop
                 # accepting for a while, and try again when descriptors may be free.
@@ -230,16 +228,8 @@ class TcpSession(StateMachineSession):
                 self._retry_timer = server.timers.schedule(EMFILE_RETRY, self._retry_connect)
                 server.pause_accepts(EMFILE_RETRY)
                 return True
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            err = sock.connect_ex(backend.sockaddr)
-            if err not in (0, errno.EINPROGRESS, errno.EAGAIN):
-                sock.close()
-                server.metrics.incr(m.BACKEND_CONNECT_ERROR)
-                proxy.backend_failed(self.cluster_id, backend)
+            if sock is None:
                 continue
-            backend.inc_connections()
-            server.metrics.gauge_add(m.BACKEND_CONNECTIONS, 1)
             self.backend = backend
             self.back_socket = sock
             self.back = SocketHandler(sock)
@@ -255,10 +245,10 @@ class TcpSession(StateMachineSession):
                 state.set_back(self.back, self.back_token)
             return True
         server.metrics.incr(m.NO_BACKEND)
-        if not proxy.can_open_any(self.cluster_id):
+        if not upstreams.can_open_any(self.cluster_id):
             # every attempt failed and nothing is left to try: the same outcome as finding
             # no backend on the first pick (more dead backends than CONNECT_ATTEMPTS)
-            proxy.no_backend(self.cluster_id)
+            upstreams.no_backend(self.cluster_id)
         return False
 
     def _retry_connect(self) -> None:
@@ -278,15 +268,9 @@ class TcpSession(StateMachineSession):
             return self._connect_failed()
         self.connect_timeout.cancel()
         self.back_status = _CONNECTED
-        backend = self.backend
-        elapsed = self.server.now - self.connect_started
-        self.server.metrics.record_time(
-            m.BACKEND_CONNECT_TIME, elapsed, self.cluster_id, backend.backend_id
+        self.proxy.upstreams.connected(
+            self.cluster_id, self.backend, self.server.now - self.connect_started
         )
-        if backend.success(elapsed):
-            self.proxy.push(backend_event("BACKEND_UP", self.cluster_id, backend))
-            self.server.metrics.incr(m.BACKEND_UP)
-        self.proxy.backend_served(self.cluster_id)
         self.back_timeout.set()
         state = self.state
         if isinstance(state, Pipe | SendProxyProtocol):
@@ -295,10 +279,9 @@ class TcpSession(StateMachineSession):
 
     def _connect_failed(self) -> bool:
         backend = self.backend
-        self.server.metrics.incr(m.BACKEND_CONNECT_ERROR)
         self._close_back()
         if backend is not None:
-            self.proxy.backend_failed(self.cluster_id, backend)
+            self.proxy.upstreams.backend_failed(self.cluster_id, backend)
         return self.connect_backend()
 
     def _close_back(self) -> None:
@@ -311,12 +294,8 @@ class TcpSession(StateMachineSession):
             self.back_socket = None
             self.back = None
             self.back_token = -1
-            self.server.metrics.gauge_add(m.BACKEND_CONNECTIONS, -1)
-            backend = self.backend
-            if backend is not None and backend.dec_connections():
-                self.proxy.push(
-                    backend_event("REMOVED_BACKEND_HAS_NO_CONNECTIONS", self.cluster_id, backend)
-                )
+            if self.backend is not None:
+                self.proxy.upstreams.connection_closed(self.cluster_id, self.backend)
         self.back_status = _NOT_CONNECTED
         self.back_readiness.reset()
 
@@ -383,47 +362,19 @@ class TcpSession(StateMachineSession):
         return f"TcpSession({self.peer_address} -> {self.cluster_id}/{backend}, {state})"
 
 
-def backend_event(kind: str, cluster_id: str, backend: Backend) -> dict[str, Any]:
-    return event_message(
-        kind, cluster_id=cluster_id, backend_id=backend.backend_id, address=backend.address
-    )
-
-
 class TcpProxy:
     """Session factory and configuration of every TCP listener of a worker."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, upstreams: Upstreams | None = None) -> None:
         self.server = server
-        self.backends = BackendMap()
+        self.upstreams = upstreams if upstreams is not None else Upstreams(server)
+        #: the backends of every cluster (shared with the HTTP proxy through ``upstreams``)
+        self.backends = self.upstreams.backends
         self.clusters: dict[str, TcpCluster] = {}
         #: listener address -> cluster id (one cluster per TCP listener, as in Sōzu)
         self.frontends: dict[str, str] = {}
-        self._no_backend_reported: set[str] = set()
         #: listener address -> first state of a custom protocol (``Worker.set_listener_handler``)
         self.handlers: dict[str, StateFactory] = {}
-
-    # -- events -------------------------------------------------------------------------------
-    def push(self, event: dict[str, Any]) -> None:
-        self.server.push_event(event)
-
-    def no_backend(self, cluster_id: str) -> None:
-        """No backend can be tried for a client: report it once until one serves again."""
-        if cluster_id not in self._no_backend_reported:
-            self._no_backend_reported.add(cluster_id)
-            self.push(event_message("NO_AVAILABLE_BACKENDS", cluster_id=cluster_id))
-
-    def can_open_any(self, cluster_id: str) -> bool:
-        """Whether some backend of the cluster could take a connection now."""
-        backends = self.backends.get(cluster_id)
-        return backends is not None and bool(backends.available(False) or backends.available(True))
-
-    def backend_served(self, cluster_id: str) -> None:
-        self._no_backend_reported.discard(cluster_id)
-
-    def backend_failed(self, cluster_id: str, backend: Backend) -> None:
-        if backend.failure():
-            self.server.metrics.incr(m.BACKEND_DOWN)
-            self.push(backend_event("BACKEND_DOWN", cluster_id, backend))
 
     # -- factory ------------------------------------------------------------------------------
     def create_session(
@@ -461,33 +412,10 @@ class TcpProxy:
         return session
 
     # -- configuration ------------------------------------------------------------------------
-    def add_cluster(
-        self,
-        cluster_id: str,
-        proxy_protocol: str | None,
-        load_balancing: str = "ROUND_ROBIN",
-        load_metric: str | None = None,
-    ) -> None:
+    def add_cluster(self, cluster_id: str, proxy_protocol: str | None) -> None:
         self.clusters[cluster_id] = TcpCluster(cluster_id, proxy_protocol)
-        self.backends.set_load_balancing(cluster_id, load_balancing, load_metric)
 
     def remove_cluster(self, cluster_id: str) -> None:
         self.clusters.pop(cluster_id, None)
-        for backend in self.backends.remove_cluster(cluster_id):
-            if backend.drained:
-                self.push(
-                    backend_event("REMOVED_BACKEND_HAS_NO_CONNECTIONS", cluster_id, backend)
-                )
         for address in [a for a, c in self.frontends.items() if c == cluster_id]:
             del self.frontends[address]
-
-    def add_backend(self, cluster_id: str, backend: Backend) -> None:
-        self.backends.add_backend(cluster_id, backend)
-        self._no_backend_reported.discard(cluster_id)
-
-    def remove_backend(self, cluster_id: str, address: str, backend_id: str | None) -> None:
-        for backend in self.backends.remove_backends(cluster_id, address, backend_id):
-            if backend.drained:
-                self.push(
-                    backend_event("REMOVED_BACKEND_HAS_NO_CONNECTIONS", cluster_id, backend)
-                )

@@ -27,6 +27,7 @@ from typing import Any
 
 from pysozu.protocols.backends import Backend
 from pysozu.protocols.tcp import TcpListenerConfig, TcpProxy
+from pysozu.protocols.upstream import Upstreams
 from pysozu.reactor.server import Reply, Server
 from pysozu.reactor.session import ProxySession, StateFactory, StateMachineSession
 
@@ -59,7 +60,8 @@ class Worker:
             command_handler=self._on_command,
         )
         self.state = ConfigState()
-        self.tcp = TcpProxy(self.server)
+        self.upstreams = Upstreams(self.server)
+        self.tcp = TcpProxy(self.server, self.upstreams)
         self._thread: threading.Thread | None = None
         self._handlers: dict[str, Handler] = {
             "STATUS": self._status,
@@ -194,15 +196,17 @@ class Worker:
     def _add_cluster(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
         f = request.fields
-        self.tcp.add_cluster(
-            f["cluster_id"], f.get("proxy_protocol"), f["load_balancing"], f.get("load_metric")
+        self.upstreams.set_load_balancing(
+            f["cluster_id"], f["load_balancing"], f.get("load_metric")
         )
+        self.tcp.add_cluster(f["cluster_id"], f.get("proxy_protocol"))
         self.state.apply(request)
         return ok(request.id)
 
     def _remove_cluster(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
         self.tcp.remove_cluster(request["cluster_id"])
+        self.upstreams.remove_cluster(request["cluster_id"])
         self.state.apply(request)
         return ok(request.id)
 
@@ -217,14 +221,14 @@ class Worker:
             weight=params.get("weight"),
             backup=f.get("backup"),
         )
-        self.tcp.add_backend(f["cluster_id"], backend)
+        self.upstreams.add_backend(f["cluster_id"], backend)
         self.state.apply(request)
         return ok(request.id)
 
     def _remove_backend(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
         f = request.fields
-        self.tcp.remove_backend(f["cluster_id"], f["address"], f["backend_id"])
+        self.upstreams.remove_backend(f["cluster_id"], f["address"], f["backend_id"])
         self.state.apply(request)
         return ok(request.id)
 
