@@ -23,6 +23,7 @@ Sōzu's ``protocol/pipe.rs`` is the model; WebSocket sessions reuse this state a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pysozu.reactor import metrics as m
@@ -67,6 +68,7 @@ class Pipe(SessionState):
         "front_shut",
         "front_timeout",
         "front_token",
+        "on_close",
         "to_back",
         "to_back_end",
         "to_back_mv",
@@ -90,6 +92,8 @@ class Pipe(SessionState):
         *,
         to_back_start: int = 0,
         to_back_end: int = 0,
+        to_front_start: int = 0,
+        to_front_end: int = 0,
         back_connected: bool = True,
         front_timeout: Timeout | None = None,
         back_timeout: Timeout | None = None,
@@ -106,9 +110,11 @@ class Pipe(SessionState):
         self.to_back_end = to_back_end
         self.to_front = to_front
         self.to_front_mv = memoryview(to_front)
-        self.to_front_start = 0
-        self.to_front_end = 0
+        self.to_front_start = to_front_start
+        self.to_front_end = to_front_end
         self.back_connected = back_connected
+        #: called by ``close`` (the state that built this pipe releases what it owns)
+        self.on_close: Callable[[StateMachineSession, Pipe], None] | None = None
         self.front_timeout = front_timeout
         self.back_timeout = back_timeout
         self.front_eof = False
@@ -122,6 +128,8 @@ class Pipe(SessionState):
         back_readiness.interest |= READABLE | HUP | ERROR
         if to_back_end > to_back_start:
             back_readiness.interest |= WRITABLE
+        if to_front_end > to_front_start:
+            front_readiness.arm_writable()
         front_readiness.signal_pending_read()  # bytes may wait in the kernel already
 
     # -- wiring -------------------------------------------------------------------------------
@@ -351,6 +359,8 @@ class Pipe(SessionState):
         self.bytes_in = self.bytes_out = 0
         self.to_back_mv.release()
         self.to_front_mv.release()
+        if self.on_close is not None:
+            self.on_close(session, self)
 
     def print_state(self) -> str:
         return (

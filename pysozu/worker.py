@@ -20,12 +20,17 @@ frontend, a cluster or deactivating a listener only affects new connections.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from pysozu.parser import Limits
+from pysozu.protocols.answers import AnswerError, Answers, load_template_source
 from pysozu.protocols.backends import Backend
+from pysozu.protocols.http import HeaderEdit, HttpCluster, HttpListenerConfig, HttpProxy, HttpRoute
+from pysozu.protocols.router import Frontend, PathRule, PathRuleKind, RulePosition
 from pysozu.protocols.tcp import TcpListenerConfig, TcpProxy
 from pysozu.protocols.upstream import Upstreams
 from pysozu.reactor.server import Reply, Server
@@ -62,6 +67,9 @@ class Worker:
         self.state = ConfigState()
         self.upstreams = Upstreams(self.server)
         self.tcp = TcpProxy(self.server, self.upstreams)
+        self.http = HttpProxy(self.server, self.upstreams)
+        #: answer templates of each cluster, applied to every HTTP listener
+        self._cluster_answers: dict[str, dict[str, str]] = {}
         self._thread: threading.Thread | None = None
         self._handlers: dict[str, Handler] = {
             "STATUS": self._status,
@@ -83,6 +91,14 @@ class Worker:
             "QUERY_CLUSTER_BY_ID": self._query_cluster,
             "QUERY_CLUSTERS_HASHES": self._query_hashes,
             "LIST_LISTENERS": self._list_listeners,
+            "ADD_HTTP_LISTENER": self._add_http_listener,
+            "UPDATE_HTTP_LISTENER": self._update_http_listener,
+            "ADD_HTTP_FRONTEND": self._add_http_frontend,
+            "REMOVE_HTTP_FRONTEND": self._remove_http_frontend,
+            "QUERY_CLUSTERS_BY_DOMAIN": self._query_by_domain,
+            "QUERY_METRICS": self._query_metrics,
+            "CONFIGURE_METRICS": self._configure_metrics,
+            "LOGGING": self._logging,
         }
 
     # -- public API ---------------------------------------------------------------------------
@@ -165,7 +181,7 @@ class Worker:
             return
         try:
             answer = handler(request, reply)
-        except (StateError, CommandError, KeyError, ValueError) as e:
+        except (StateError, CommandError, KeyError, ValueError, AnswerError) as e:
             message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
             reply(failure(request.id, str(message)))
             return
@@ -199,14 +215,31 @@ class Worker:
         self.upstreams.set_load_balancing(
             f["cluster_id"], f["load_balancing"], f.get("load_metric")
         )
+        answers = dict(f.get("answers") or {})
+        if f.get("answer_503"):
+            answers.setdefault("503", f["answer_503"])
+        answers = {k: load_template_source(v) for k, v in answers.items() if v}
+        for listener in self._http_listeners():
+            listener.answers.set_cluster(f["cluster_id"], answers)  # AnswerError: FAILURE
+        self._cluster_answers[f["cluster_id"]] = answers
         self.tcp.add_cluster(f["cluster_id"], f.get("proxy_protocol"))
+        self.http.clusters[f["cluster_id"]] = HttpCluster(
+            f["cluster_id"], sticky_session=bool(f.get("sticky_session"))
+        )
         self.state.apply(request)
         return ok(request.id)
 
     def _remove_cluster(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
-        self.tcp.remove_cluster(request["cluster_id"])
-        self.upstreams.remove_cluster(request["cluster_id"])
+        cluster_id = request["cluster_id"]
+        self.tcp.remove_cluster(cluster_id)
+        self.http.clusters.pop(cluster_id, None)
+        self._cluster_answers.pop(cluster_id, None)
+        for listener in self._http_listeners():
+            listener.answers.remove_cluster(cluster_id)
+            for frontend in [fe for fe in listener.router if fe.route.cluster_id == cluster_id]:
+                listener.router.remove(frontend)
+        self.upstreams.remove_cluster(cluster_id)
         self.state.apply(request)
         return ok(request.id)
 
@@ -302,6 +335,153 @@ class Worker:
         self.state.apply(request)
         return ok(request.id)
 
+    # -- HTTP ---------------------------------------------------------------------------------
+    def _http_listeners(self) -> list[HttpListenerConfig]:
+        return [
+            listener.config
+            for listener in self.server.listeners.values()
+            if isinstance(listener.config, HttpListenerConfig)
+        ]
+
+    def _http_listener(self, address: str) -> HttpListenerConfig:
+        listener = self.server.listeners.get(address)
+        if listener is None or not isinstance(listener.config, HttpListenerConfig):
+            raise KeyError(f"no HTTP listener on {address}")
+        return listener.config
+
+    def _add_http_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        f = request.fields
+        address = f["address"]
+        sources = {k: load_template_source(v) for k, v in f["answers"].items() if v}
+        answers = Answers(sources)
+        for cluster_id, templates in self._cluster_answers.items():
+            answers.set_cluster(cluster_id, templates)
+        buffer_size = self.config.buffer_size
+        config = HttpListenerConfig(
+            address=address,
+            public_address=f.get("public_address"),
+            expect_proxy=f["expect_proxy"],
+            sticky_name=f["sticky_name"],
+            front_timeout=f["front_timeout"],
+            back_timeout=f["back_timeout"],
+            connect_timeout=f["connect_timeout"],
+            request_timeout=f["request_timeout"],
+            sozu_id_header=f["sozu_id_header"],
+            elide_x_real_ip=f["elide_x_real_ip"],
+            send_x_real_ip=f["send_x_real_ip"],
+            answers=answers,
+            answer_sources=sources,
+            # a head must fit in one pooled buffer
+            limits=Limits(max_head=min(buffer_size - 1, 16384)),
+        )
+        if config.expect_proxy:
+            raise ValueError("expect_proxy on HTTP listeners is not supported yet")
+        self.server.add_listener(address, parse_address(address), self.http, config)
+        content = None
+        if f.get("active"):
+            try:
+                listener = self.server.activate_listener(address)
+            except BaseException:
+                self.server.remove_listener(address)
+                raise
+            content = {"bound_address": listener.bound_address}
+        self.state.apply(request)
+        return ok(request.id, "", content)
+
+    def _update_http_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        config = self._http_listener(request["address"])
+        f = request.fields
+        for name in ("public_address", "sticky_name", "front_timeout", "back_timeout",
+                     "connect_timeout", "request_timeout", "sozu_id_header",
+                     "elide_x_real_ip", "send_x_real_ip"):
+            value = f.get(name)
+            if value is not None:
+                setattr(config, name, value)
+        if f.get("expect_proxy"):
+            raise ValueError("expect_proxy on HTTP listeners is not supported yet")
+        if f.get("answers"):
+            merged = dict(config.answer_sources)
+            merged.update({k: load_template_source(v) for k, v in f["answers"].items() if v})
+            config.answers.set_listener(merged)  # AnswerError leaves the old ones in place
+            config.answer_sources = merged
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _http_frontend(self, request: Request) -> Frontend[HttpRoute]:
+        f = request.fields
+        unsupported = [
+            name
+            for name, default in (("redirect", "FORWARD"), ("redirect_scheme", "USE_SAME"),
+                                  ("redirect_template", None), ("rewrite_host", None),
+                                  ("rewrite_path", None), ("rewrite_port", None),
+                                  ("required_auth", False))
+            if f.get(name) not in (default, None)
+        ]
+        if unsupported:
+            raise ValueError(f"not supported yet on HTTP frontends: {', '.join(unsupported)}")
+        path = f.get("path") or {"kind": "PREFIX", "value": ""}
+        route = HttpRoute(
+            cluster_id=f.get("cluster_id"),
+            headers=[
+                HeaderEdit(h["position"], h["key"].encode(), h["val"].encode())
+                for h in f.get("headers") or []
+            ],
+            tags=dict(f["tags"]) if f.get("tags") else None,
+        )
+        return Frontend(
+            hostname=f["hostname"],
+            route=route,
+            path=PathRule(PathRuleKind[path["kind"]], path["value"]),
+            method=f.get("method"),
+            position=RulePosition[f["position"]],
+        )
+
+    def _add_http_frontend(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        config = self._http_listener(request["address"])
+        config.router.add(self._http_frontend(request))
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _remove_http_frontend(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        config = self._http_listener(request["address"])
+        config.router.remove(self._http_frontend(request))
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _query_by_domain(self, request: Request, reply: Reply) -> dict[str, Any]:
+        f = request.fields
+        return ok(request.id, "", self.state.query_clusters_by_domain(f["hostname"], f.get("path")))
+
+    def _query_metrics(self, request: Request, reply: Reply) -> dict[str, Any]:
+        f = request.fields
+        metrics = self.server.metrics
+        if f.get("list"):
+            names = sorted({*metrics.counters, *metrics.gauges,
+                            *(key[0] for key in metrics.histograms)})
+            return ok(request.id, "", {"metric_names": names})
+        return ok(request.id, "", metrics.snapshot(
+            cluster_ids=f.get("cluster_ids") or None,
+            backend_ids=f.get("backend_ids") or None,
+            names=f.get("metric_names") or None,
+        ))
+
+    def _configure_metrics(self, request: Request, reply: Reply) -> dict[str, Any]:
+        configuration = request["configuration"]
+        metrics = self.server.metrics
+        if configuration == "CLEAR":
+            metrics.clear()
+        else:
+            metrics.enabled = configuration == "ENABLED"
+        return ok(request.id, f"metrics {configuration.lower()}")
+
+    def _logging(self, request: Request, reply: Reply) -> dict[str, Any]:
+        apply_log_filter(request["filter"])
+        return ok(request.id, f"logging set to {request['filter']}")
+
     def _soft_stop(self, request: Request, reply: Reply) -> None:
         # Close the listeners first: a client that hears PROCESSING knows none accepts.
         self.server.soft_stop(request.id, reply)
@@ -345,6 +525,38 @@ class Worker:
                 listener_config = dict(listener_config, bound_address=listener.bound_address)
                 content["tcp_listeners"][address] = listener_config
         return ok(request.id, "", content)
+
+
+_LEVELS = {"off": logging.CRITICAL + 10, "error": logging.ERROR, "warn": logging.WARNING,
+           "info": logging.INFO, "debug": logging.DEBUG, "trace": logging.DEBUG}
+
+
+class _MessageFilter(logging.Filter):
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.regex = re.compile(pattern)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return bool(self.regex.search(record.getMessage()))
+
+
+def apply_log_filter(spec: str) -> None:
+    """Apply a Sōzu logging filter (``LEVEL``, ``MODULE=LEVEL``..., then ``/REGEX``) to the
+    ``pysozu`` loggers; modules are ``pysozu.<module>`` logger names (``http``, ``tcp``...)."""
+    root = logging.getLogger("pysozu")
+    directives, _, pattern = spec.partition("/")
+    for directive in filter(None, (d.strip() for d in directives.split(","))):
+        module, sep, level = directive.partition("=")
+        if not sep:
+            module, level = "", directive
+        name = "pysozu" if not module or module == "pysozu" else (
+            module if module.startswith("pysozu.") else f"pysozu.{module}")
+        logging.getLogger(name).setLevel(_LEVELS.get(level.strip().lower() or "trace",
+                                                     logging.DEBUG))
+    for old in [f for f in root.filters if isinstance(f, _MessageFilter)]:
+        root.removeFilter(old)
+    if pattern:
+        root.addFilter(_MessageFilter(pattern))
 
 
 def _normalise(host: str, port: int) -> str:

@@ -36,6 +36,7 @@ BUFFER_IN_USE = "buffer.in_use"  # gauge
 BUFFER_EXHAUSTED = "buffer.exhausted"  # counter: session refused for want of a buffer
 ZOMBIES = "zombies"  # counter: sessions closed by the zombie sweep
 INFINITE_LOOP = "session.infinite_loop.error"  # counter: runaway session closed
+SESSION_ERRORS = "session.errors"  # counter: a session raised and was closed (a bug)
 BACKEND_CONNECTIONS = "backend.connections"  # gauge
 BACKEND_CONNECT_ERROR = "backend.connections.error"  # counter
 BACKEND_DOWN = "backend.down"  # counter

@@ -434,10 +434,20 @@ class Server:
         """Run a session outside an event (after a timer, or a change from the channel)."""
         if not getattr(session, "alive", True):
             return
-        if session.ready():
+        try:
+            close = session.ready()
+        except Exception:
+            self._session_crashed(session)
+            return
+        if close:
             self.kill_session(session)
         elif self._level:
             self.sync_interest(session)
+
+    def _session_crashed(self, session: ProxySession) -> None:
+        log.exception("session %s failed; closing it", session.print_session())
+        self.metrics.incr(m.SESSION_ERRORS)
+        self.kill_session(session)
 
     def kill_session(self, session: ProxySession) -> None:
         """Close a session and forget every token it held. Idempotent."""
@@ -542,8 +552,14 @@ class Server:
             if entry.kind == _SESSION:
                 session = entry.obj
                 session.last_event = now
-                session.update_readiness(fd, bits)
-                if session.ready():
+                try:
+                    session.update_readiness(fd, bits)
+                    close = session.ready()
+                except Exception:
+                    # a bug in one protocol state costs its own connection, never the worker
+                    self._session_crashed(session)
+                    continue
+                if close:
                     self.kill_session(session)
                 elif level:
                     self.sync_interest(session)

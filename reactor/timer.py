@@ -17,10 +17,13 @@ once per ``duration``.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable
 
 from sortedcontainers import SortedKeyList
+
+log = logging.getLogger("pysozu.timer")
 
 
 class TimerEntry:
@@ -71,7 +74,10 @@ class Timers:
         while entries and entries[0].deadline <= now:
             entry = entries.pop(0)
             entry.active = False
-            entry.callback()
+            try:
+                entry.callback()
+            except Exception:  # one failing callback must not stop the others or the loop
+                log.exception("timer callback %r failed", entry.callback)
             ran += 1
         return ran
 

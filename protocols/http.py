@@ -1,0 +1,1323 @@
+"""HTTP/1.1 reverse proxying: one state drives a client connection and its backend.
+
+Theory of operation
+-------------------
+An ``HttpSession`` holds the client socket; its state ``Http`` serves one request at a time
+(pipelined requests wait in the client buffer, in order) through these phases::
+
+    HEAD ──parse, route──▶ FORWARD ──response done──▶ HEAD (keep-alive) or close
+      │                       │
+      └──error──▶ ANSWER ◀────┘ (no backend, backend failed before the response, timeout)
+
+* **HEAD**: read the client into a pooled buffer and parse the head in place (spans, no
+  copy; ``last_len`` resumes the search for the end of the head). An invalid head gets
+  the status its ``ParseError`` names. The head is routed (``Router``), rewritten (the
+  header rules below) into one ``bytes`` built from slices of the received head, and the
+  body framing (Content-Length, chunked) gets a decoder.
+* **FORWARD**: connect to a backend of the cluster (or reuse the session's keep-alive
+  connection to it), write the rewritten head, then stream the body exactly as received,
+  only as far as its decoder validates (so a second request hidden in a body is never
+  sent as part of this one). The response head is parsed from the backend buffer (1xx heads
+  are relayed; ``101`` after an ``Upgrade`` request turns the session into a ``Pipe``),
+  rewritten, and its body streamed by its own decoder, or until the backend closes.
+* **ANSWER**: write a default answer (``answers.py`` templates), then close or go on.
+
+Memory stays bounded: each direction has one pooled buffer, reading stops when it is full
+(back-pressure), and an idle keep-alive client holds no buffer at all.
+
+Failures: a connect failure tries another backend (3 attempts in all, while nothing of the
+request was sent); a backend that closes before any response byte, with the request body
+not yet started, is retried the same way (a stale keep-alive connection); otherwise 503 (no
+backend), 502 (backend failed or answered garbage before the response head), 504 (backend
+timeout before the response head). Once the response head went out, a failure can only
+close the client connection.
+
+Header rules (Sōzu's ``kawa_h1/editor.rs``): requests get ``X-Forwarded-For`` (appended),
+``X-Forwarded-Proto`` and ``X-Forwarded-Port`` (kept if the client sent them), ``Forwarded``
+(appended, RFC 7239), ``X-Request-Id`` (kept or set), the ``Sozu-Id`` header, optional
+``X-Real-IP``, and lose the sticky cookie crumb; responses get ``Sozu-Id``, the sticky
+``Set-Cookie`` when the backend changed, and ``Connection: close`` when the client
+connection ends with them. Per-frontend header edits apply to both.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pysozu.parser import (
+    BodyKind,
+    ChunkedDecoder,
+    LengthBody,
+    Limits,
+    ParseError,
+    RequestHead,
+    ResponseHead,
+    parse_request_head,
+    parse_response_head,
+)
+from pysozu.reactor import metrics as m
+from pysozu.reactor.readiness import ERROR, HUP, NONE, READABLE, WRITABLE, Readiness
+from pysozu.reactor.server import Listener, Server
+from pysozu.reactor.session import (
+    MAX_LOOP_ITERATIONS,
+    ProxySession,
+    SessionResult,
+    SessionState,
+    SocketHandler,
+    SocketResult,
+    StateMachineSession,
+)
+from pysozu.reactor.timer import Timeout
+
+from .access_log import AccessLogger, AccessRecord
+from .answers import Answers
+from .backends import Backend, NoAvailableBackend
+from .pipe import Pipe
+from .router import Router, split_host_port
+from .upstream import NO_RESOURCES, Upstreams
+
+log = logging.getLogger("pysozu.http")
+
+CONNECT_ATTEMPTS = 3
+_CONTINUE = SocketResult.CONTINUE
+_WOULD_BLOCK = SocketResult.WOULD_BLOCK
+_CLOSED = SocketResult.CLOSED
+
+# phases
+HEAD, FORWARD, ANSWER = 0, 1, 2
+# backend connection status
+_NONE, _CONNECTING, _CONNECTED = 0, 1, 2
+
+# header ids from the scanner (parser/SCANNER.md)
+_H_CONNECTION, _H_COOKIE, _H_KEEP_ALIVE = 3, 7, 10
+_H_XFF, _H_FORWARDED, _H_XFP, _H_XFPORT, _H_XREALIP, _H_XREQID = 12, 13, 14, 15, 16, 17
+
+_ids = itertools.count(1)
+_ID_PREFIX = os.urandom(4).hex()
+
+
+def new_request_id() -> str:
+    """Unique in this process and across restarts (random prefix), cheap to make."""
+    return f"{_ID_PREFIX}{next(_ids):010x}"
+
+
+@dataclass
+class HeaderEdit:
+    """A per-frontend header rule: add ``key: value``, or delete ``key`` when value is empty."""
+
+    position: str  # REQUEST | RESPONSE | BOTH
+    key: bytes
+    value: bytes
+
+
+@dataclass
+class HttpRoute:
+    """What a frontend routes to: a cluster, or an answer (deny) with its edits and tags."""
+
+    cluster_id: str | None
+    headers: list[HeaderEdit] = field(default_factory=list)
+    tags: dict[str, str] | None = None
+
+
+@dataclass
+class HttpListenerConfig:
+    """An HTTP listener (Sōzu ``HttpListenerConfig``)."""
+
+    address: str
+    public_address: str | None = None
+    expect_proxy: bool = False
+    sticky_name: str = "SOZUBALANCEID"
+    front_timeout: float = 60
+    back_timeout: float = 30
+    connect_timeout: float = 3
+    request_timeout: float = 10
+    sozu_id_header: str = "Sozu-Id"
+    elide_x_real_ip: bool = False
+    send_x_real_ip: bool = False
+    answers: Answers = field(default_factory=Answers)
+    #: the listener's own templates as configured (UPDATE_HTTP_LISTENER merges into them)
+    answer_sources: dict[str, str] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)
+    router: Router[HttpRoute] = field(default_factory=Router)
+
+    def public_port(self, local_port: int) -> int:
+        if self.public_address:
+            return int(self.public_address.rsplit(":", 1)[1])
+        return local_port
+
+
+@dataclass
+class HttpCluster:
+    cluster_id: str
+    sticky_session: bool = False
+
+
+class HttpProxy:
+    """Session factory and configuration of every HTTP listener of a worker."""
+
+    def __init__(self, server: Server, upstreams: Upstreams) -> None:
+        self.server = server
+        self.upstreams = upstreams
+        self.clusters: dict[str, HttpCluster] = {}
+        self.access_log: AccessLogger | None = None
+
+    def create_session(
+        self, server: Server, sock: socket.socket, peer: Any, listener: Listener
+    ) -> ProxySession | None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        session = HttpSession(self, server, sock, peer, listener)
+        server.metrics.gauge_add("protocol.http", 1)
+        return session
+
+
+class HttpSession(StateMachineSession):
+    """A client connection on an HTTP listener; its state does the work."""
+
+    protocol = "http"
+
+    def __init__(
+        self, proxy: HttpProxy, server: Server, sock: socket.socket, peer: Any, listener: Listener
+    ) -> None:
+        super().__init__(server, sock, peer, listener)
+        self.state = Http(self, proxy, listener.config)
+
+    def tokens(self) -> list[int]:
+        state = self.state
+        if isinstance(state, Http) and state.back_token >= 0:
+            return [self.frontend_token, state.back_token]
+        if isinstance(state, Pipe) and state.back_token >= 0:
+            return [self.frontend_token, state.back_token]
+        return [self.frontend_token]
+
+
+class Http(SessionState):
+    """The HTTP/1.1 request/response machine (see the module docstring)."""
+
+    RANK = 50
+    NAME = "http"
+
+    def __init__(self, session: HttpSession, proxy: HttpProxy, config: HttpListenerConfig):
+        server = session.server
+        self.session = session
+        self.server = server
+        self.proxy = proxy
+        self.upstreams = proxy.upstreams
+        self.config = config
+        self.pool = server.pool
+        self.metrics = server.metrics
+        self.front = session.front
+        self.front_token = session.frontend_token
+        self.front_r = Readiness(READABLE | HUP | ERROR)
+        self.front_buf: bytearray | None = None
+        self.front_mv: memoryview | None = None
+        self.front_start = 0
+        self.front_end = 0
+        self.front_eof = False
+        self.head_last_len = 0
+        self.front_out: list[bytes] = []
+        self.front_out_pos = 0
+        # backend
+        self.back: SocketHandler | None = None
+        self.back_sock: socket.socket | None = None
+        self.back_token = -1
+        self.back_r = Readiness(NONE)
+        self.back_status = _NONE
+        self.back_cluster: str | None = None
+        self.backend: Backend | None = None
+        self.back_buf: bytearray | None = None
+        self.back_mv: memoryview | None = None
+        self.back_start = 0
+        self.back_end = 0
+        self.back_eof = False
+        self.back_out = b""
+        self.back_out_pos = 0
+        self.connect_started = 0.0
+        self.connect_attempts = 0
+        # the request in flight
+        self.phase = HEAD
+        self.close_after = False
+        self.request_id = ""
+        self.cluster_id: str | None = None
+        self.route: HttpRoute | None = None
+        self.method = b""
+        self.authority = b""
+        self.path = b""
+        self.keep_alive = True
+        self.upgrade_requested = False
+        self.sticky_value: bytes | None = None
+        self.req_head = b""
+        self.req_body: LengthBody | ChunkedDecoder | None = None
+        self.req_fwd_end = 0
+        self.req_body_sent = 0
+        self.req_done = False
+        self.req_started = 0.0
+        self.service_started = 0.0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        # the response in flight
+        self.resp_last_len = 0
+        self.resp: ResponseHead | None = None
+        self.resp_status: int | None = None
+        self.resp_body: LengthBody | ChunkedDecoder | None = None
+        self.resp_close_delimited = False
+        self.resp_fwd_end = 0
+        self.resp_started = False  # a byte of the final response went to the client
+        self.resp_done = False
+        self.upgrade_to_pipe = False
+        self.answer_close = False
+        self.close_back_after = False  # the backend said it closes after this response
+        self.fatal = False  # the request broke mid-body: only closing both ends is safe
+        timers = server.timers
+        self.front_timeout = Timeout(timers, config.request_timeout, self._front_timed_out)
+        self.front_timeout.set()
+        self.back_timeout = Timeout(timers, config.back_timeout, self._back_timed_out)
+        self.connect_timeout = Timeout(timers, config.connect_timeout, self._connect_timed_out)
+
+    # -- readiness ----------------------------------------------------------------------------
+    def update_readiness(self, token: int, events: int) -> None:
+        if events & (HUP | ERROR):
+            events |= READABLE
+        if token == self.front_token:
+            self.front_r.event |= events
+        elif token == self.back_token:
+            self.back_r.event |= events
+
+    def interest(self, token: int) -> int:
+        if token == self.front_token:
+            return self.front_r.interest
+        if token == self.back_token:
+            return self.back_r.interest
+        return NONE
+
+    # -- the pump -----------------------------------------------------------------------------
+    def ready(self, session: StateMachineSession) -> SessionResult:
+        front_r = self.front_r
+        back_r = self.back_r
+        for _ in range(MAX_LOOP_ITERATIONS):
+            if self.fatal:
+                return SessionResult.CLOSE
+            if (
+                self.back_status == _CONNECTING
+                and back_r.event & (WRITABLE | HUP | ERROR)
+                and not self._check_connect()
+            ):
+                return SessionResult.CLOSE
+            progressed = False
+            if front_r.event & front_r.interest & READABLE:
+                if not self._read_front():
+                    return SessionResult.CLOSE
+                progressed = True
+            if self.phase == HEAD and self.front_end > self.front_start:
+                result = self._parse_request()
+                if result is not None:
+                    return result
+            if self.back_status == _CONNECTED:
+                if back_r.event & back_r.interest & WRITABLE:
+                    if not self._write_back() and not self._backend_failed():
+                        return SessionResult.CLOSE
+                    progressed = True
+                if back_r.event & back_r.interest & READABLE:
+                    if not self._read_back() and not self._backend_failed():
+                        return SessionResult.CLOSE
+                    progressed = True
+                    if self.upgrade_to_pipe and not self.front_out:
+                        return SessionResult.UPGRADE
+            if front_r.event & front_r.interest & WRITABLE:
+                if not self._write_front():
+                    return SessionResult.CLOSE
+                progressed = True
+                if self.upgrade_to_pipe and not self.front_out:
+                    return SessionResult.UPGRADE
+            if self.phase == ANSWER and not self.front_out:
+                if self.answer_close:
+                    return SessionResult.CLOSE
+                self._next_request()
+                progressed = True
+            elif self.phase == FORWARD and self.resp_done and not self._front_pending():
+                if not self._response_finished():
+                    return SessionResult.CLOSE
+                progressed = True
+            if self.phase == HEAD and self.front_eof and self.front_end == self.front_start:
+                return SessionResult.CLOSE
+            if not progressed and not (
+                front_r.event & front_r.interest & (READABLE | WRITABLE)
+                or back_r.event & back_r.interest & (READABLE | WRITABLE)
+            ):
+                return SessionResult.CONTINUE
+        self.metrics.incr(m.INFINITE_LOOP)
+        return SessionResult.CLOSE
+
+    # -- client side --------------------------------------------------------------------------
+    def _front_buffer(self) -> bool:
+        if self.front_buf is None:
+            buf = self.pool.checkout()
+            if buf is None:
+                self.metrics.incr(m.BUFFER_EXHAUSTED)
+                return False
+            self.front_buf = buf
+            self.front_mv = memoryview(buf)
+            self.front_start = self.front_end = 0
+        return True
+
+    def _release_front_buffer(self) -> None:
+        if self.front_buf is not None and self.front_start == self.front_end:
+            assert self.front_mv is not None
+            self.front_mv.release()
+            self.pool.checkin(self.front_buf)
+            self.front_buf = self.front_mv = None
+            self.front_start = self.front_end = 0
+
+    def _read_front(self) -> bool:
+        """Fill the client buffer; False on a socket error or when no buffer is left."""
+        if not self._front_buffer():
+            return False
+        buf = self.front_buf
+        mv = self.front_mv
+        assert buf is not None and mv is not None
+        size = len(buf)
+        if self.front_end == size and self.front_start:
+            self._compact_front()
+        end = self.front_end
+        read = self.front.socket_read
+        front_r = self.front_r
+        while end < size:
+            n, result = read(mv[end:])
+            if result is _CONTINUE:
+                end += n
+            elif result is _WOULD_BLOCK:
+                front_r.event &= ~READABLE
+                break
+            elif result is _CLOSED:
+                front_r.event &= ~READABLE
+                front_r.interest &= ~READABLE
+                self.front_eof = True
+                break
+            else:
+                return False
+        else:
+            front_r.interest &= ~READABLE  # full: wait for the backend to take the bytes
+        if end != self.front_end:
+            self.bytes_in += end - self.front_end
+            self.front_end = end
+            self.front_timeout.touch()
+            if self.phase == FORWARD and not self.req_done:
+                self._feed_request_body()
+        if self.phase == HEAD and self.front_end == self.front_start:
+            self._release_front_buffer()
+        return True
+
+    def _compact_front(self) -> None:
+        buf, mv = self.front_buf, self.front_mv
+        assert buf is not None and mv is not None
+        start, end = self.front_start, self.front_end
+        buf[: end - start] = bytes(mv[start:end])
+        self.req_fwd_end -= start
+        self.front_start, self.front_end = 0, end - start
+
+    def _front_pending(self) -> bool:
+        return bool(self.front_out) or self.back_start < self.resp_fwd_end
+
+    def _write_front(self) -> bool:
+        front_r = self.front_r
+        write = self.front.socket_write
+        out = self.front_out
+        while out:
+            data = out[0]
+            n, result = write(memoryview(data)[self.front_out_pos :])
+            if result is _CONTINUE:
+                self.bytes_out += n
+                self.front_out_pos += n
+                if self.front_out_pos >= len(data):
+                    out.pop(0)
+                    self.front_out_pos = 0
+                continue
+            if result is _WOULD_BLOCK:
+                front_r.event &= ~WRITABLE
+                return True
+            return False
+        mv = self.back_mv
+        while self.back_start < self.resp_fwd_end:
+            assert mv is not None
+            n, result = write(mv[self.back_start : self.resp_fwd_end])
+            if result is _CONTINUE:
+                self.bytes_out += n
+                self.back_start += n
+                self.front_timeout.touch()
+                continue
+            if result is _WOULD_BLOCK:
+                front_r.event &= ~WRITABLE
+                return True
+            return False
+        front_r.interest &= ~WRITABLE
+        if self.phase == FORWARD and not self.resp_done:
+            self._feed_response_body()
+            if self.back_status == _CONNECTED and not self.back_eof:
+                self.back_r.interest |= READABLE  # room again: resume reading the backend
+        return True
+
+    def _queue_front(self, data: bytes) -> None:
+        self.front_out.append(data)
+        self.front_r.arm_writable()
+
+    # -- requests -----------------------------------------------------------------------------
+    def _parse_request(self) -> SessionResult | None:
+        mv = self.front_mv
+        assert mv is not None
+        length = self.front_end - self.front_start
+        view = mv[self.front_start : self.front_end]
+        try:
+            head = parse_request_head(view, length, self.head_last_len, self.config.limits)
+        except ParseError as e:
+            view.release()
+            self.head_last_len = 0
+            self.metrics.incr("http.frontend_parse_errors")
+            self._answer(e.status, message=e.reason, close=True)
+            self.phase = ANSWER
+            self.front_start = self.front_end  # nothing more is read from this client
+            self.front_r.interest &= ~READABLE
+            return None
+        if head is None:
+            view.release()
+            self.head_last_len = length
+            return None
+        self.head_last_len = 0
+        self.req_started = self.server.now
+        self.request_id = new_request_id()
+        self.metrics.incr("http.requests")
+        try:
+            self._start_request(head, view)
+        finally:
+            view.release()
+        return None
+
+    def _start_request(self, head: RequestHead, view: memoryview) -> None:
+        config = self.config
+        self.method = method = head.method
+        target = head.target
+        host_value = head.host or b""
+        try:
+            host, _port = split_host_port(host_value.decode("latin-1"))
+        except ValueError:
+            host = ""
+        if target[:1] == b"/":
+            path = target
+        else:
+            scheme_end = target.find(b"://")
+            slash = target.find(b"/", scheme_end + 3) if scheme_end >= 0 else -1
+            path = target[slash:] if slash >= 0 else b"/"
+        self.authority = host_value
+        self.path = path
+        self.keep_alive = head.keep_alive and not self.server.shutting_down
+        self.upgrade_requested = head.upgrade is not None
+        self.front_timeout.set(config.front_timeout)
+        route = config.router.lookup(host, path.decode("latin-1"), method.decode("latin-1"))
+        self.route = route
+        self.front_start += head.length
+        if head.body == BodyKind.CHUNKED:
+            self.req_body = ChunkedDecoder(config.limits)
+        elif head.body == BodyKind.LENGTH and head.content_length:
+            self.req_body = LengthBody(head.content_length)
+        else:
+            self.req_body = None
+        self.req_fwd_end = self.front_start
+        self.req_body_sent = 0
+        self.req_done = False
+        if route is None:
+            self.cluster_id = None
+            self.metrics.incr("http.404.errors")
+            self._answer(404, message="no frontend matches this host and path", close=True)
+            return
+        if route.cluster_id is None:
+            self.cluster_id = None
+            self._answer(401, close=True)
+            return
+        self.cluster_id = route.cluster_id
+        cluster = self.proxy.clusters.get(route.cluster_id)
+        sticky = cluster is not None and cluster.sticky_session
+        self.req_head = self._rewrite_request(head, view, route, sticky)
+        self.phase = FORWARD
+        self.resp = None
+        self.resp_status = None
+        self.resp_body = None
+        self.resp_done = False
+        self.resp_started = False
+        self.resp_close_delimited = False
+        self.connect_attempts = 0
+        if self.req_body is not None:
+            self._feed_request_body()
+        else:
+            self.req_done = True
+        # read no further request until this one is answered (pipelining is served in order)
+        if self.req_done:
+            self.front_r.interest &= ~READABLE
+        self._open_backend()
+
+    def _feed_request_body(self) -> None:
+        body = self.req_body
+        if body is None:
+            self.req_done = True
+            return
+        if self.req_fwd_end < self.front_end and not body.done:
+            try:
+                n = body.feed(self.front_mv, self.req_fwd_end, self.front_end)  # type: ignore[arg-type]
+            except ParseError as e:
+                self.metrics.incr("http.frontend_parse_errors")
+                if self.req_body_sent or self.resp_started:
+                    self.fatal = True  # part of this body reached the backend: cut both
+                    return
+                self._close_back(reusable=False)
+                self._answer(e.status, message=e.reason, close=True)
+                return
+            self.req_fwd_end += n
+        if body.done:
+            self.req_done_reading()
+        if self.back_status == _CONNECTED and self.req_fwd_end > self.front_start:
+            self.back_r.arm_writable()
+
+    def req_done_reading(self) -> None:
+        """The whole request body is in the buffer (maybe not sent yet)."""
+        self.front_r.interest &= ~READABLE
+
+    def _rewrite_request(
+        self, head: RequestHead, buf: memoryview, route: HttpRoute, sticky: bool
+    ) -> bytes:
+        config = self.config
+        spans = head.spans
+        pieces: list[Any] = []
+        cursor = head.head_start
+        line_end_of_head = head.length - 2
+        n = spans[6]
+        peer = self.session.peer_address
+        peer_ip = peer[0] if isinstance(peer, tuple) else "unknown"
+        peer_port = peer[1] if isinstance(peer, tuple) else 0
+        has_xfp = has_xfport = has_reqid = has_forwarded = False
+        forwarded_added = False
+        xff_added = False
+        deletes = {e.key.lower() for e in route.headers
+                   if e.position in ("REQUEST", "BOTH") and not e.value}
+        sticky_name = config.sticky_name.encode()
+        sozu_id = config.sozu_id_header.encode()
+        sozu_id_lower = sozu_id.lower()
+        local_port = self.session.front_socket.getsockname()[1]
+        public_port = config.public_port(local_port)
+        for i in range(n):
+            base = 8 + 5 * i
+            hid = spans[base]
+            ns = spans[base + 1]
+            line_end = spans[base + 6] if i + 1 < n else line_end_of_head
+            if (
+                hid == 0
+                and not deletes
+                and (
+                    spans[base + 2] - ns != len(sozu_id)
+                    or buf[ns : spans[base + 2]].tobytes().lower() != sozu_id_lower
+                )
+            ):
+                continue  # the common case: a header the proxy does not touch
+            name = buf[ns : spans[base + 2]].tobytes()
+            lower = name.lower()
+            value = buf[spans[base + 3] : spans[base + 4]].tobytes()
+            replacement: bytes | None = None
+            drop = False
+            if lower in deletes or lower == sozu_id_lower:
+                drop = True
+            elif hid == _H_XFF:
+                replacement = name + b": " + value + b", " + peer_ip.encode() + b"\r\n"
+                xff_added = True
+            elif hid == _H_FORWARDED:
+                has_forwarded = True
+                replacement = (name + b": " + value + b", "
+                               + self._forwarded_element(peer_ip, peer_port) + b"\r\n")
+                forwarded_added = True
+            elif hid == _H_XFP:
+                has_xfp = True
+                continue
+            elif hid == _H_XFPORT:
+                has_xfport = True
+                continue
+            elif hid == _H_XREQID:
+                has_reqid = True
+                continue
+            elif hid == _H_XREALIP and config.elide_x_real_ip:
+                drop = True
+            elif hid == _H_COOKIE and sticky:
+                kept, found = _strip_cookie(value, sticky_name)
+                if found is not None:
+                    self.sticky_value = found
+                if kept == value:
+                    continue
+                if kept:
+                    replacement = name + b": " + kept + b"\r\n"
+                else:
+                    drop = True
+            elif hid == _H_CONNECTION and self.server.shutting_down:
+                replacement = name + b": close\r\n"
+            else:
+                continue
+            pieces.append(buf[cursor:ns])
+            if replacement is not None and not drop:
+                pieces.append(replacement)
+            cursor = line_end
+        pieces.append(buf[cursor:line_end_of_head])
+        added: list[bytes] = []
+        if not xff_added:
+            added.append(b"X-Forwarded-For: " + peer_ip.encode() + b"\r\n")
+        if not has_xfp:
+            added.append(b"X-Forwarded-Proto: http\r\n")
+        if not has_xfport:
+            added.append(b"X-Forwarded-Port: %d\r\n" % public_port)
+        if not has_forwarded and not forwarded_added:
+            added.append(b"Forwarded: " + self._forwarded_element(peer_ip, peer_port) + b"\r\n")
+        if config.send_x_real_ip:
+            added.append(b"X-Real-IP: " + peer_ip.encode() + b"\r\n")
+        request_id = self.request_id.encode()
+        if not has_reqid:
+            added.append(b"X-Request-Id: " + request_id + b"\r\n")
+        added.append(sozu_id + b": " + request_id + b"\r\n")
+        if self.server.shutting_down and head.keep_alive:
+            added.append(b"Connection: close\r\n")
+        added.extend(
+            edit.key + b": " + edit.value + b"\r\n"
+            for edit in route.headers
+            if edit.position in ("REQUEST", "BOTH") and edit.value
+        )
+        pieces.extend(added)
+        pieces.append(b"\r\n")
+        return b"".join(pieces)
+
+    def _forwarded_element(self, peer_ip: str, peer_port: int) -> bytes:
+        config = self.config
+        by = config.public_address or config.address
+        by_host = by.rsplit(":", 1)[0]
+        client = f"[{peer_ip}]:{peer_port}" if ":" in peer_ip else f"{peer_ip}:{peer_port}"
+        return f'proto=http;for="{client}";by={by_host}'.encode()
+
+    # -- backend connection -------------------------------------------------------------------
+    def _open_backend(self) -> None:
+        """Reuse the keep-alive backend connection of this cluster, or connect one."""
+        if (
+            self.back_status == _CONNECTED
+            and self.back_cluster == self.cluster_id
+            and not self.back_eof
+            and self.backend is not None
+            and self.upstreams.backends.has_backend(self.cluster_id or "", self.backend)
+            and (self.sticky_value is None or self.backend.sticky_id.encode() == self.sticky_value)
+        ):
+            self.metrics.incr("backend.pool.hit")
+            self._request_ready_for_backend()
+            return
+        self._close_back(reusable=False)
+        self._connect()
+
+    def _connect(self) -> None:
+        cluster_id = self.cluster_id
+        assert cluster_id is not None
+        upstreams = self.upstreams
+        server = self.server
+        while self.connect_attempts < CONNECT_ATTEMPTS:
+            self.connect_attempts += 1
+            try:
+                if self.sticky_value is not None:
+                    backend = upstreams.backends.backend_from_sticky_session(
+                        cluster_id, self.sticky_value.decode("latin-1"))
+                else:
+                    backend = upstreams.backends.backend_from_cluster_id(cluster_id)
+            except NoAvailableBackend:
+                upstreams.no_backend(cluster_id)
+                break
+            try:
+                sock = upstreams.open_socket(cluster_id, backend)
+            except OSError as e:
+                if e.errno not in NO_RESOURCES:
+                    raise
+                server.pause_accepts()
+                break
+            if sock is None:
+                continue
+            self.backend = backend
+            self.back_sock = sock
+            self.back = SocketHandler(sock)
+            self.back_token = sock.fileno()
+            self.back_cluster = cluster_id
+            self.back_status = _CONNECTING
+            self.back_eof = False
+            self.back_r.event = NONE
+            self.back_r.interest = WRITABLE | HUP | ERROR
+            self.connect_started = server.now
+            server.register(self.back_token, self.session, self.back_r.interest)
+            self.connect_timeout.set()
+            return
+        self.metrics.incr(m.NO_BACKEND)
+        if not upstreams.can_open_any(cluster_id):
+            upstreams.no_backend(cluster_id)
+        self._answer(503, message="no backend could take the request", close=True)
+
+    def _check_connect(self) -> bool:
+        sock = self.back_sock
+        backend = self.backend
+        assert sock is not None and backend is not None and self.cluster_id is not None
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._close_back(reusable=False)
+            self.upstreams.backend_failed(self.cluster_id, backend)
+            if self.phase == FORWARD:
+                self._connect()
+            return True
+        self.connect_timeout.cancel()
+        self.back_status = _CONNECTED
+        self.upstreams.connected(self.cluster_id, backend, self.server.now - self.connect_started)
+        self.back_timeout.set(self.config.back_timeout)
+        self._request_ready_for_backend()
+        return True
+
+    def _request_ready_for_backend(self) -> None:
+        backend = self.backend
+        assert backend is not None
+        backend.active_requests += 1
+        self.back_out = self.req_head
+        self.back_out_pos = 0
+        self.back_r.interest = READABLE | WRITABLE | HUP | ERROR
+        self.back_r.arm_writable()
+        self.service_started = self.server.now
+        self.resp_last_len = 0
+
+    def _close_back(self, *, reusable: bool) -> None:
+        """Close the backend connection (``reusable``: keep it for the next request)."""
+        if reusable:
+            if self.backend is not None:
+                self.backend.active_requests = max(0, self.backend.active_requests - 1)
+            self.back_timeout.touch()
+            self.back_r.interest = READABLE | HUP | ERROR  # notice if it closes while idle
+            self._release_back_buffer()
+            return
+        self.connect_timeout.cancel()
+        self.back_timeout.cancel()
+        sock = self.back_sock
+        if sock is not None:
+            self.server.unregister(self.back_token)
+            sock.close()
+            backend = self.backend
+            if backend is not None and self.back_cluster is not None:
+                if self.back_status == _CONNECTED and self.phase == FORWARD:
+                    backend.active_requests = max(0, backend.active_requests - 1)
+                self.upstreams.connection_closed(self.back_cluster, backend)
+        self.back_sock = None
+        self.back = None
+        self.back_token = -1
+        self.back_status = _NONE
+        self.back_eof = False
+        self.back_r.reset()
+        self.back_start = self.back_end = self.resp_fwd_end = 0
+        self._release_back_buffer(force=True)
+
+    def _release_back_buffer(self, force: bool = False) -> None:
+        if self.back_buf is not None and (force or self.back_start == self.back_end):
+            assert self.back_mv is not None
+            self.back_mv.release()
+            self.pool.checkin(self.back_buf)
+            self.back_buf = self.back_mv = None
+            self.back_start = self.back_end = self.resp_fwd_end = 0
+
+    def _backend_failed(self) -> bool:
+        """The backend connection broke; False when the session must close."""
+        if self.phase != FORWARD or self.cluster_id is None:
+            self._close_back(reusable=False)
+            return self.phase != FORWARD
+        if self.resp_started:
+            return False  # part of the response went out: only closing tells the client
+        retry = self.req_body_sent == 0 and self.resp is None and self.back_end == self.back_start
+        self._close_back(reusable=False)
+        if retry and self.connect_attempts < CONNECT_ATTEMPTS:
+            self._connect()
+            return True
+        self.metrics.incr("http.502.errors")
+        self._answer(502, message="the backend closed the connection", close=True)
+        return True
+
+    # -- backend side -------------------------------------------------------------------------
+    def _write_back(self) -> bool:
+        back = self.back
+        assert back is not None
+        write = back.socket_write
+        back_r = self.back_r
+        out = self.back_out
+        while self.back_out_pos < len(out):
+            n, result = write(memoryview(out)[self.back_out_pos :])
+            if result is _CONTINUE:
+                self.back_out_pos += n
+                continue
+            if result is _WOULD_BLOCK:
+                back_r.event &= ~WRITABLE
+                return True
+            return False
+        mv = self.front_mv
+        while self.front_start < self.req_fwd_end:
+            assert mv is not None
+            n, result = write(mv[self.front_start : self.req_fwd_end])
+            if result is _CONTINUE:
+                self.front_start += n
+                self.req_body_sent += n
+                self.back_timeout.touch()
+                continue
+            if result is _WOULD_BLOCK:
+                back_r.event &= ~WRITABLE
+                return True
+            return False
+        back_r.interest &= ~WRITABLE
+        body = self.req_body
+        if body is None or body.done:
+            self.req_done = True
+        elif not self.front_eof:
+            self.front_r.interest |= READABLE  # the buffer drained: read more of the body
+        if (
+            self.phase == FORWARD
+            and self.req_fwd_end == self.front_end == self.front_start
+            and not self.req_done
+        ):
+            # everything read was forwarded: reuse the buffer from its start
+            self.front_start = self.front_end = self.req_fwd_end = 0
+        return True
+
+    def _read_back(self) -> bool:
+        """Read the backend; False when it failed or closed before the response ended."""
+        if self.back_buf is None:
+            buf = self.pool.checkout()
+            if buf is None:
+                self.metrics.incr(m.BUFFER_EXHAUSTED)
+                return False
+            self.back_buf = buf
+            self.back_mv = memoryview(buf)
+            self.back_start = self.back_end = 0
+        buf, mv = self.back_buf, self.back_mv
+        assert mv is not None
+        size = len(buf)
+        if self.back_end == size and self.back_start:
+            start, end = self.back_start, self.back_end
+            buf[: end - start] = bytes(mv[start:end])
+            self.resp_fwd_end -= start
+            self.back_start, self.back_end = 0, end - start
+        end = self.back_end
+        read = self.back.socket_read  # type: ignore[union-attr]
+        back_r = self.back_r
+        while end < size:
+            n, result = read(mv[end:])
+            if result is _CONTINUE:
+                end += n
+            elif result is _WOULD_BLOCK:
+                back_r.event &= ~READABLE
+                break
+            elif result is _CLOSED:
+                back_r.event &= ~READABLE
+                back_r.interest &= ~READABLE
+                self.back_eof = True
+                break
+            else:
+                back_r.interest &= ~READABLE
+                self.back_eof = True
+                break
+        else:
+            back_r.interest &= ~READABLE  # full: wait for the client to take the bytes
+        if end != self.back_end:
+            self.back_end = end
+            self.back_timeout.touch()
+        if self.phase != FORWARD:
+            # an idle keep-alive connection: any byte or EOF ends it
+            if self.back_eof or self.back_end != self.back_start:
+                self._close_back(reusable=False)
+            return True
+        while self.resp is None or self.resp.is_informational:
+            if not self._parse_response():
+                break
+            if self.upgrade_to_pipe:
+                return True
+        if self.resp is not None and not self.resp.is_informational:
+            self._feed_response_body()
+        if self.back_eof:
+            if self.resp is None:
+                return False
+            if self.resp_close_delimited:
+                self.resp_done = True
+            elif not self.resp_done:
+                self.close_after = True  # truncated response: only closing can tell the client
+                self.resp_done = True
+        return True
+
+    def _parse_response(self) -> bool:
+        """Parse a response head if complete; True when one was consumed."""
+        mv = self.back_mv
+        assert mv is not None
+        length = self.back_end - self.back_start
+        if not length:
+            return False
+        view = mv[self.back_start : self.back_end]
+        try:
+            head = parse_response_head(
+                view, length, self.resp_last_len, self.method, self.config.limits
+            )
+        except ParseError as e:
+            view.release()
+            self.metrics.incr("http.backend_parse_errors")
+            self._close_back(reusable=False)
+            self._answer(502, message=f"invalid response from the backend: {e.reason}",
+                         close=True)
+            return False
+        if head is None:
+            view.release()
+            self.resp_last_len = length
+            return False
+        self.resp_last_len = 0
+        try:
+            if head.is_informational:
+                raw = view[: head.length].tobytes()
+                self.back_start += head.length
+                if head.status == 101 and self.upgrade_requested and head.upgrade is not None:
+                    self.resp = head
+                    self.resp_status = 101
+                    self.back_start -= head.length  # the pipe relays the 101 itself
+                    self.upgrade_to_pipe = True
+                    self.front_r.arm_writable()
+                    return True
+                self._queue_front(raw)
+                self.resp = None
+                return True
+            self.resp = head
+            self.resp_status = head.status
+            self.metrics.record_time("backend_response_time",
+                                     self.server.now - self.service_started, self.cluster_id)
+            self.resp_started = True
+            if head.body == BodyKind.CHUNKED:
+                self.resp_body = ChunkedDecoder(self.config.limits, response=True)
+            elif head.body == BodyKind.LENGTH and head.content_length:
+                self.resp_body = LengthBody(head.content_length)
+            elif head.body == BodyKind.CLOSE_DELIMITED:
+                self.resp_body = None
+                self.resp_close_delimited = True
+                self.close_after = True
+            else:
+                self.resp_body = None
+            if not head.keep_alive:
+                self.close_back_after = True
+            self._queue_front(self._rewrite_response(head, view))
+            self.back_start += head.length
+            self.resp_fwd_end = self.back_start
+            if self.resp_body is None and not self.resp_close_delimited:
+                self.resp_done = True
+            return True
+        finally:
+            view.release()
+
+    def _feed_response_body(self) -> None:
+        if self.resp_close_delimited:
+            self.resp_fwd_end = self.back_end
+        else:
+            body = self.resp_body
+            if body is not None and not body.done and self.resp_fwd_end < self.back_end:
+                try:
+                    n = body.feed(self.back_mv, self.resp_fwd_end, self.back_end)  # type: ignore[arg-type]
+                except ParseError:
+                    self.metrics.incr("http.backend_parse_errors")
+                    self.close_after = True
+                    self.resp_done = True
+                    self.back_eof = True
+                    return
+                self.resp_fwd_end += n
+            if body is None or body.done:
+                self.resp_done = True
+        if self.resp_fwd_end > self.back_start:
+            self.front_r.arm_writable()
+
+    def _rewrite_response(self, head: ResponseHead, buf: memoryview) -> bytes:
+        config = self.config
+        spans = head.spans
+        n = spans[6]
+        route = self.route
+        closing = self.close_after or not self.keep_alive or self.server.shutting_down
+        deletes = set()
+        if route is not None:
+            deletes = {e.key.lower() for e in route.headers
+                       if e.position in ("RESPONSE", "BOTH") and not e.value}
+        pieces: list[Any] = []
+        cursor = 0
+        end_of_lines = head.length - 2
+        for i in range(n):
+            base = 8 + 5 * i
+            ns = spans[base + 1]
+            drop = closing and spans[base] in (_H_CONNECTION, _H_KEEP_ALIVE)
+            if not drop and deletes:
+                drop = buf[ns : spans[base + 2]].tobytes().lower() in deletes
+            if not drop:
+                continue
+            line_end = spans[base + 6] if i + 1 < n else end_of_lines
+            pieces.append(buf[cursor:ns])
+            cursor = line_end
+        pieces.append(buf[cursor:end_of_lines])
+        pieces.append(config.sozu_id_header.encode() + b": " + self.request_id.encode() + b"\r\n")
+        cluster = self.proxy.clusters.get(self.cluster_id or "")
+        backend = self.backend
+        if cluster is not None and cluster.sticky_session and backend is not None:
+            sticky_id = backend.sticky_id.encode()
+            if sticky_id != self.sticky_value:
+                pieces.append(b"Set-Cookie: " + config.sticky_name.encode() + b"=" + sticky_id
+                              + b"; Path=/\r\n")
+        if route is not None:
+            pieces.extend(
+                edit.key + b": " + edit.value + b"\r\n"
+                for edit in route.headers
+                if edit.position in ("RESPONSE", "BOTH") and edit.value
+            )
+        if closing:
+            pieces.append(b"Connection: close\r\n")
+            self.close_after = True
+        pieces.append(b"\r\n")
+        return b"".join(pieces)
+
+    # -- end of a request ---------------------------------------------------------------------
+    def _response_finished(self) -> bool:
+        """The response went out entirely; False when the session must close."""
+        self._log_request()
+        resp = self.resp
+        reusable = (
+            resp is not None
+            and resp.keep_alive
+            and not self.back_eof
+            and not self.close_back_after
+            and self.req_done
+            and self.front_start == self.req_fwd_end
+        )
+        self.close_back_after = False
+        self._close_back(reusable=reusable)
+        if self.close_after or not self.keep_alive or (self.front_eof and not self._more_input()):
+            return False
+        self._next_request()
+        return True
+
+    def _more_input(self) -> bool:
+        return self.front_end > self.front_start
+
+    def _next_request(self) -> None:
+        self.phase = HEAD
+        self.route = None
+        self.cluster_id = None
+        self.sticky_value = None
+        self.req_body = None
+        self.resp = None
+        self.resp_body = None
+        self.resp_done = False
+        self.resp_started = False
+        self.bytes_in = self.bytes_out = 0
+        self.front_timeout.set(self.config.request_timeout)
+        if not self.front_eof:
+            self.front_r.interest |= READABLE
+        if self.front_end > self.front_start:
+            self.front_r.signal_pending_read()
+        else:
+            self._release_front_buffer()
+
+    def _log_request(self) -> None:
+        status = self.resp_status
+        metrics = self.metrics
+        if status is not None:
+            metrics.incr_scoped(f"http.status.{status // 100}xx", self.cluster_id)
+        elapsed = self.server.now - self.req_started
+        metrics.record_time("request_time", elapsed, self.cluster_id)
+        logger = self.proxy.access_log
+        if logger is None:
+            return
+        backend = self.backend
+        peer = self.session.peer_address
+        logger.log(AccessRecord(
+            request_id=self.request_id,
+            protocol="HTTP",
+            client=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None,
+            backend_address=backend.address if backend is not None else None,
+            cluster_id=self.cluster_id,
+            backend_id=backend.backend_id if backend is not None else None,
+            method=self.method.decode("latin-1"),
+            authority=self.authority.decode("latin-1"),
+            path=self.path.decode("latin-1"),
+            status=status,
+            request_time=elapsed,
+            service_time=self.server.now - self.service_started if self.service_started else None,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            tags=self.route.tags if self.route is not None else None,
+            timestamp=time.time(),
+        ))
+
+    # -- default answers ----------------------------------------------------------------------
+    def _answer(self, status: int, *, message: str = "", close: bool = True) -> None:
+        backend = self.backend
+        variables: dict[str, str | bytes | int] = {
+            "REQUEST_ID": self.request_id,
+            "CLUSTER_ID": self.cluster_id or "",
+            "BACKEND_ID": backend.backend_id if backend is not None else "",
+            "ROUTE": self.path,
+            "MESSAGE": message,
+            "RETRY_AFTER": 60,
+        }
+        try:
+            data, closes = self.config.answers.render(status, self.cluster_id, variables)
+        except Exception:  # a broken template must not cost the client an answer
+            log.exception("rendering the %d answer failed", status)
+            data = b"HTTP/1.1 %d Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" % status
+            closes = True
+        self.resp_status = status
+        self.front_out.clear()
+        self.front_out_pos = 0
+        self._queue_front(data)
+        self.phase = ANSWER
+        self.answer_close = close or closes or not self.keep_alive
+        self.front_r.interest &= ~READABLE
+        self._log_request()
+
+    # -- timeouts -----------------------------------------------------------------------------
+    def _front_timed_out(self) -> None:
+        session = self.session
+        if not session.alive or session.state is not self:
+            return
+        self.metrics.incr(m.FRONT_TIMEOUT)
+        if self.phase == HEAD and self.front_end > self.front_start:
+            self._answer(408, message="the request took too long to arrive", close=True)
+            self.front_timeout.set()
+            self.server.run_session(session)
+        else:
+            self.server.kill_session(session)
+
+    def _back_timed_out(self) -> None:
+        session = self.session
+        if not session.alive or session.state is not self:
+            return
+        if self.phase != FORWARD:
+            self._close_back(reusable=False)  # an idle keep-alive backend connection
+            return
+        self.metrics.incr(m.BACK_TIMEOUT)
+        if self.resp_started:
+            self.server.kill_session(session)
+            return
+        self._close_back(reusable=False)
+        self._answer(504, message="the backend did not answer in time", close=True)
+        self.server.run_session(session)
+
+    def _connect_timed_out(self) -> None:
+        session = self.session
+        if not session.alive or self.back_status != _CONNECTING or self.cluster_id is None:
+            return
+        self.metrics.incr(m.CONNECT_TIMEOUT)
+        backend = self.backend
+        self._close_back(reusable=False)
+        if backend is not None:
+            self.upstreams.backend_failed(self.cluster_id, backend)
+        self._connect()
+        self.server.run_session(session)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def upgrade(self, session: StateMachineSession) -> SessionState | None:
+        """After a 101: the connection becomes a byte pipe (WebSocket)."""
+        if not self.upgrade_to_pipe or self.back is None or self.back_buf is None:
+            return None
+        if not self._front_buffer():
+            return None
+        assert self.front_buf is not None
+        self.connect_timeout.cancel()
+        self.front_timeout.set(self.config.front_timeout)
+        self.back_timeout.set(self.config.back_timeout)
+        pipe = Pipe(
+            self.front,
+            self.front_token,
+            self.front_r,
+            self.back,
+            self.back_token,
+            self.back_r,
+            self.front_buf,
+            self.back_buf,
+            to_back_start=self.front_start,
+            to_back_end=self.front_end,
+            to_front_start=self.back_start,
+            to_front_end=self.back_end,
+            front_timeout=self.front_timeout,
+            back_timeout=self.back_timeout,
+        )
+        pipe.on_close = self._pipe_closed
+        assert self.front_mv is not None and self.back_mv is not None
+        self.front_mv.release()
+        self.back_mv.release()
+        self.front_buf = self.back_buf = None
+        self.front_mv = self.back_mv = None
+        self._log_request()
+        self.metrics.gauge_add("protocol.ws", 1)
+        return pipe
+
+    def _pipe_closed(self, session: StateMachineSession, pipe: Pipe) -> None:
+        """The pipe that replaced this state closes: release what this state still owns."""
+        self.metrics.gauge_add("protocol.ws", -1)
+        self.front_timeout.cancel()
+        self.back_timeout.cancel()
+        self.connect_timeout.cancel()
+        pool = self.pool
+        pool.checkin(pipe.to_back)
+        pool.checkin(pipe.to_front)
+        if self.back_sock is not None:
+            self.server.unregister(self.back_token)
+            self.back_sock.close()
+            if self.backend is not None and self.back_cluster is not None:
+                self.upstreams.connection_closed(self.back_cluster, self.backend)
+            self.back_sock = None
+
+    def shutting_down(self, session: StateMachineSession) -> bool:
+        """Soft stop: an idle keep-alive client can go; one in a request finishes it first."""
+        if self.phase == HEAD and self.front_end == self.front_start:
+            return True
+        self.keep_alive = False
+        return False
+
+    def close(self, session: StateMachineSession) -> None:
+        self.front_timeout.cancel()
+        self.back_timeout.cancel()
+        self.connect_timeout.cancel()
+        self._close_back(reusable=False)
+        if self.front_buf is not None:
+            assert self.front_mv is not None
+            self.front_mv.release()
+            self.pool.checkin(self.front_buf)
+            self.front_buf = self.front_mv = None
+
+    def print_state(self) -> str:
+        return (f"Http(phase={self.phase}, front={self.front_r}, back={self.back_r}, "
+                f"cluster={self.cluster_id})")
+
+
+def _strip_cookie(value: bytes, name: bytes) -> tuple[bytes, bytes | None]:
+    """Remove the ``name=...`` crumb from a Cookie value; (remaining value, crumb value)."""
+    found: bytes | None = None
+    kept: list[bytes] = []
+    for crumb in value.split(b";"):
+        crumb = crumb.strip()
+        if not crumb:
+            continue
+        key, _, val = crumb.partition(b"=")
+        if key.strip() == name and found is None:
+            found = val.strip()
+        else:
+            kept.append(crumb)
+    return b"; ".join(kept), found
+
+
+__all__ = [
+    "HeaderEdit",
+    "Http",
+    "HttpCluster",
+    "HttpListenerConfig",
+    "HttpProxy",
+    "HttpRoute",
+    "HttpSession",
+    "new_request_id",
+]
