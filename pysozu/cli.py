@@ -14,6 +14,13 @@ prints the answers. So the CLI holds no state of its own and can do nothing a us
 could not do with :class:`~pysozu.reactor.channel.Channel`; the worker validates every
 request and its FAILURE message is what the user sees.
 
+Each verb that sends one request builds it with a *request builder* (``args.request``), a
+pure function of the parsed arguments; :func:`request_for` exposes that mapping, so what a
+command line sends is testable, and inspectable, without a proxy.  Options only meaningful
+for HTTP (``--hostname``, ``--sticky-name``…) need ``--protocol http`` (or its short form
+``--http``) and are refused otherwise, so a forgotten ``--http`` never silently makes a TCP
+frontend.
+
 Exit status: 0 when every request was answered OK, 1 on a FAILURE answer or an error that is
 not the user's command line (unreachable socket, bad configuration file, address in use),
 2 on a usage error (argparse). Errors are one line, ``pysozu: error: <message>`` on stderr,
@@ -41,9 +48,15 @@ from types import FrameType
 from typing import Any
 
 from pysozu.command import (
+    DEFAULT_STICKY_NAME,
+    HEADER_POSITIONS,
     LOAD_BALANCING_ALGORITHMS,
     LOAD_METRICS,
+    PATH_RULE_KINDS,
     PROXY_PROTOCOL_CONFIGS,
+    REDIRECT_POLICIES,
+    REDIRECT_SCHEMES,
+    RULE_POSITIONS,
     Request,
     parse_address,
 )
@@ -52,7 +65,14 @@ from pysozu.reactor.channel import Channel, ChannelError
 from pysozu.reactor.server import Server
 from pysozu.worker import RequestFailed, Worker
 
-__all__ = ["DEFAULT_SOCKET", "DEFAULT_TIMEOUT", "CliError", "build_parser", "main"]
+__all__ = [
+    "DEFAULT_SOCKET",
+    "DEFAULT_TIMEOUT",
+    "CliError",
+    "build_parser",
+    "main",
+    "request_for",
+]
 
 PROG = "pysozu"
 #: Where clients look for the command socket when neither -s nor -c is given; it is also the
@@ -65,6 +85,9 @@ DEFAULT_TIMEOUT = 10.0
 _UNLIMITED = 10.0**7  # a socket timeout must be finite; this is four months
 
 log = logging.getLogger("pysozu.cli")
+
+#: Builds the request of a client verb from its arguments: ``(type, fields)``.
+RequestBuilder = Callable[[argparse.Namespace], tuple[str, dict[str, Any]]]
 
 _LOG_LEVELS = {
     "trace": logging.DEBUG,  # Sōzu's most verbose level
@@ -111,6 +134,32 @@ def _tag(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"a tag is KEY=VALUE (got {text!r})")
     return key, value
+
+
+def _answer(text: str) -> tuple[str, str]:
+    """``CODE=TEMPLATE``; a relative ``file://`` path is made absolute, since the proxy (which
+    reads it) may run in another folder."""
+    code, sep, template = text.partition("=")
+    if not sep or not code:
+        raise argparse.ArgumentTypeError(f"an answer is CODE=TEMPLATE (got {text!r})")
+    if template.startswith("file://"):
+        path = template.removeprefix("file://")
+        if path and not os.path.isabs(path):
+            template = "file://" + os.path.abspath(path)
+    return code, template
+
+
+def _header(text: str) -> dict[str, str]:
+    """``POSITION:KEY=VALUE``, a header edit of an HTTP frontend (empty VALUE: delete)."""
+    position, sep, rest = text.partition(":")
+    key, eq, value = rest.partition("=")
+    upper = position.upper()
+    if not sep or not eq or not key or upper not in HEADER_POSITIONS:
+        raise argparse.ArgumentTypeError(
+            "a header edit is POSITION:KEY=VALUE with POSITION request, response or both "
+            f"(got {text!r})"
+        )
+    return {"position": upper, "key": key, "val": value}
 
 
 def _choice(choices: Sequence[str]) -> Callable[[str], str]:
@@ -230,7 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     # cluster -------------------------------------------------------------------------------
     cluster = branch("cluster", "add, remove or show clusters")
-    add = leaf(cluster, "add", _cmd_cluster_add, "add a cluster (re-adding replaces it)")
+    add = leaf(
+        cluster,
+        "add",
+        _cmd_cluster_add,
+        "add a cluster (re-adding replaces its whole configuration, health check included)",
+    )
+    add.set_defaults(request=_cluster_add_request)
     add.add_argument("cluster_id", metavar="ID")
     add.add_argument(
         "--load-balancing",
@@ -245,14 +300,48 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="|".join(PROXY_PROTOCOL_CONFIGS),
     )
     add.add_argument("--sticky-session", action="store_true")
+    add.add_argument(
+        "--max-connections-per-ip",
+        type=_uint,
+        metavar="N",
+        help="connections per client IP, over the global limit (0: unlimited)",
+    )
+    add.add_argument("--retry-after", type=_uint, metavar="SECONDS", help="of a 429 answer")
+    http = add.add_argument_group("HTTP cluster options")
+    http.add_argument(
+        "--https-redirect", action="store_true", help="redirect plain HTTP requests to HTTPS"
+    )
+    http.add_argument("--https-redirect-port", type=_uint, metavar="PORT")
+    http.add_argument(
+        "--answer",
+        type=_answer,
+        action="append",
+        default=[],
+        dest="answers",
+        metavar="CODE=TEMPLATE",
+        help="replace a default answer: inline text or file://PATH (repeatable)",
+    )
+    http.add_argument("--http2", action="store_true", help="the backends speak HTTP/2 (h2c)")
+    http.add_argument(
+        "--authorized-hash",
+        action="append",
+        default=[],
+        dest="authorized_hashes",
+        metavar="USER:SHA256",
+        help="a basic-auth credential for frontends with --required-auth (repeatable)",
+    )
+    http.add_argument("--www-authenticate", metavar="REALM", help="the basic-auth realm")
     remove = leaf(cluster, "remove", _cmd_cluster_remove, "remove a cluster")
+    remove.set_defaults(request=_cluster_remove_request)
     remove.add_argument("cluster_id", metavar="ID")
     show = leaf(cluster, "show", _cmd_cluster_show, "show a cluster, its frontends and backends")
+    show.set_defaults(request=_cluster_show_request)
     show.add_argument("cluster_id", metavar="ID")
 
     # backend -------------------------------------------------------------------------------
     backend = branch("backend", "add or remove backends")
     add = leaf(backend, "add", _cmd_backend_add, "add a backend to a cluster")
+    add.set_defaults(request=_backend_add_request)
     add.add_argument("cluster_id", metavar="CLUSTER")
     add.add_argument("backend_id", metavar="BACKEND_ID")
     add.add_argument("address", metavar="ADDRESS", help="host:port")
@@ -260,59 +349,250 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--backup", action="store_true", help="only used when no other is up")
     add.add_argument("--sticky-id", metavar="S")
     remove = leaf(backend, "remove", _cmd_backend_remove, "remove a backend from a cluster")
+    remove.set_defaults(request=_backend_remove_request)
     remove.add_argument("cluster_id", metavar="CLUSTER")
     remove.add_argument("backend_id", metavar="BACKEND_ID")
     remove.add_argument("address", metavar="ADDRESS")
 
     # listener ------------------------------------------------------------------------------
-    listener = branch("listener", "manage TCP listeners")
+    listener = branch("listener", "manage TCP and HTTP listeners")
 
     def listener_options(sub: argparse.ArgumentParser, update: bool) -> None:
-        if update:
-            sub.add_argument(
-                "--expect-proxy",
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help="expect a PROXY protocol header from clients",
-            )
-        else:
-            sub.add_argument(
-                "--expect-proxy",
-                action="store_true",
-                help="expect a PROXY protocol header from clients",
-            )
+        _protocol_option(sub)
+        flag: dict[str, Any] = (
+            {"action": argparse.BooleanOptionalAction, "default": None}
+            if update
+            else {"action": "store_true", "default": None}
+        )
+        sub.add_argument(
+            "--expect-proxy", help="expect a PROXY protocol header from clients", **flag
+        )
         sub.add_argument("--public-address", metavar="A")
         for name in ("front", "back", "connect"):
             sub.add_argument(f"--{name}-timeout", type=_uint, metavar="N", help="seconds")
+        http = sub.add_argument_group("HTTP listener options (with --http)")
+        http.add_argument(
+            "--request-timeout", type=_uint, metavar="N", help="seconds to receive a request"
+        )
+        http.add_argument(
+            "--sticky-name",
+            metavar="COOKIE",
+            help=f"sticky session cookie name (default {DEFAULT_STICKY_NAME})",
+        )
+        http.add_argument(
+            "--answer",
+            type=_answer,
+            action="append",
+            default=[],
+            dest="answers",
+            metavar="CODE=TEMPLATE",
+            help="replace a default answer: inline text or file://PATH (repeatable)",
+        )
+        http.add_argument("--sozu-id-header", metavar="NAME", help="default Sozu-Id")
+        http.add_argument("--elide-x-real-ip", help="drop a client's X-Real-IP header", **flag)
+        http.add_argument("--send-x-real-ip", help="send the client's IP as X-Real-IP", **flag)
 
-    add = leaf(listener, "add", _cmd_listener_add, "add a TCP listener and activate it")
+    add = leaf(listener, "add", _cmd_listener_add, "add a listener and activate it")
+    add.set_defaults(request=_listener_add_request, check=_check_listener)
     add.add_argument("address", metavar="ADDRESS")
     listener_options(add, update=False)
     add.add_argument("--inactive", action="store_true", help="add it without listening")
-    update = leaf(listener, "update", _cmd_listener_update, "change a TCP listener's options")
+    update = leaf(listener, "update", _cmd_listener_update, "change a listener's options")
+    update.set_defaults(request=_listener_update_request, check=_check_listener_update)
     update.add_argument("address", metavar="ADDRESS")
     listener_options(update, update=True)
-    update.set_defaults(check=_check_listener_update)
-    for name, handler, text in (
-        ("remove", _cmd_listener_remove, "remove a listener"),
-        ("activate", _cmd_listener_activate, "start listening"),
-        ("deactivate", _cmd_listener_deactivate, "stop accepting (open connections go on)"),
+    for name, handler, builder, text in (
+        ("remove", _cmd_listener_remove, _listener_remove_request, "remove a listener"),
+        ("activate", _cmd_listener_activate, _listener_activate_request, "start listening"),
+        (
+            "deactivate",
+            _cmd_listener_deactivate,
+            _listener_deactivate_request,
+            "stop accepting (open connections go on)",
+        ),
     ):
-        leaf(listener, name, handler, text).add_argument("address", metavar="ADDRESS")
-    leaf(listener, "list", _cmd_listener_list, "list listeners")
+        sub = leaf(listener, name, handler, text)
+        sub.set_defaults(request=builder)
+        sub.add_argument("address", metavar="ADDRESS")
+        _protocol_option(sub)
+    leaf(listener, "list", _cmd_listener_list, "list listeners").set_defaults(
+        request=_listener_list_request
+    )
 
     # frontend ------------------------------------------------------------------------------
-    frontend = branch("frontend", "route a TCP listener to a cluster")
-    add = leaf(frontend, "add", _cmd_frontend_add, "route a listener's address to a cluster")
-    add.add_argument("cluster_id", metavar="CLUSTER")
-    add.add_argument("address", metavar="ADDRESS")
+    frontend = branch("frontend", "route a TCP listener, or HTTP requests, to a cluster")
+
+    def frontend_positionals(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "cluster_id",
+            metavar="CLUSTER",
+            help="the cluster; '-' for none (an HTTP route that only denies or redirects)",
+        )
+        sub.add_argument("address", metavar="ADDRESS", help="the listener's address")
+        _protocol_option(sub)
+
+    add = leaf(frontend, "add", _cmd_frontend_add, "route a listener's traffic to a cluster")
+    add.set_defaults(request=_frontend_add_request, check=_check_frontend)
+    frontend_positionals(add)
     add.add_argument(
         "--tag", type=_tag, action="append", default=[], metavar="KEY=VALUE", dest="tags"
     )
-    remove = leaf(frontend, "remove", _cmd_frontend_remove, "remove a TCP frontend")
-    remove.add_argument("cluster_id", metavar="CLUSTER")
-    remove.add_argument("address", metavar="ADDRESS")
+    _rule_options(add, full=True)
+    remove = leaf(frontend, "remove", _cmd_frontend_remove, "remove a frontend")
+    remove.set_defaults(request=_frontend_remove_request, check=_check_frontend)
+    frontend_positionals(remove)
+    _rule_options(remove, full=False)
+
+    # query ---------------------------------------------------------------------------------
+    query = branch("query", "ask the proxy about its routing")
+    domain = leaf(
+        query, "domain", _cmd_query_domain, "show the clusters with an HTTP frontend on a host"
+    )
+    domain.set_defaults(request=_query_domain_request)
+    domain.add_argument("hostname", metavar="HOSTNAME")
+    domain.add_argument(
+        "--path", metavar="PATH", help="only frontends whose path rule is exactly PATH"
+    )
+
+    # metrics / logging ---------------------------------------------------------------------
+    metrics = leaf(verbs, "metrics", _cmd_metrics, "query, enable, disable or clear metrics")
+    metrics.set_defaults(request=_metrics_request, check=_check_metrics)
+    metrics.add_argument("--list", action="store_true", help="list the available metric names")
+    metrics.add_argument("--cluster", action="append", default=[], dest="cluster_ids", metavar="ID")
+    metrics.add_argument("--backend", action="append", default=[], dest="backend_ids", metavar="ID")
+    metrics.add_argument(
+        "--metric", action="append", default=[], dest="metric_names", metavar="NAME"
+    )
+    metrics.add_argument("--no-clusters", action="store_true", help="only proxy-wide metrics")
+    metrics.add_argument("--workers", action="store_true", help="each worker's, not merged")
+    configure = metrics.add_mutually_exclusive_group()
+    for word, value in (("enable", "ENABLED"), ("disable", "DISABLED"), ("clear", "CLEAR")):
+        configure.add_argument(
+            f"--{word}",
+            action="store_const",
+            const=value,
+            dest="configure",
+            help=f"{word} metrics collection" if word != "clear" else "wipe collected metrics",
+        )
+    logging_verb = leaf(verbs, "logging", _cmd_logging, "change the log level of the proxy")
+    logging_verb.set_defaults(request=_logging_request)
+    logging_verb.add_argument(
+        "filter",
+        metavar="LEVEL",
+        help="off, error, warn, info, debug or trace, or a Sōzu filter such as "
+        "'info,pysozu.worker=debug'",
+    )
+
+    # health checks -------------------------------------------------------------------------
+    health = branch("health-check", "set, remove or list clusters' active health checks")
+    hc_set = leaf(health, "set", _cmd_health_check_set, "probe a cluster's backends over HTTP")
+    hc_set.set_defaults(request=_health_check_set_request)
+    hc_set.add_argument("cluster_id", metavar="CLUSTER")
+    hc_set.add_argument(
+        "--uri", required=True, metavar="PATH", help="the probe's path, e.g. /health"
+    )
+    # --probe-timeout: --timeout is the client's own wait for an answer.
+    for name, text in (
+        ("interval", "seconds between probes (default 10)"),
+        ("probe-timeout", "seconds a probe may take (default 5)"),
+        ("healthy-threshold", "successes that make a backend healthy (default 3)"),
+        ("unhealthy-threshold", "failures that make a backend unhealthy (default 3)"),
+    ):
+        hc_set.add_argument(f"--{name}", type=_uint, metavar="N", help=text)
+    hc_set.add_argument("--expected-status", type=_uint, metavar="CODE", help="default 0: any 2xx")
+    hc_remove = leaf(health, "remove", _cmd_health_check_remove, "stop probing a cluster")
+    hc_remove.set_defaults(request=_health_check_remove_request)
+    hc_remove.add_argument("cluster_id", metavar="CLUSTER")
+    hc_list = leaf(health, "list", _cmd_health_check_list, "show health checks")
+    hc_list.set_defaults(request=_health_check_list_request)
+    hc_list.add_argument("cluster_id", metavar="CLUSTER", nargs="?")
+
+    # per-IP limit --------------------------------------------------------------------------
+    limit = leaf(
+        verbs,
+        "max-connections-per-ip",
+        _cmd_max_connections_per_ip,
+        "show or set the global limit of connections per client IP (0: unlimited)",
+    )
+    limit.set_defaults(request=_max_connections_per_ip_request)
+    limit.add_argument("limit", metavar="N", type=_uint, nargs="?", help="the new limit")
     return parser
+
+
+_PROTOCOLS = ("TCP", "HTTP")
+
+
+def _protocol_option(sub: argparse.ArgumentParser) -> None:
+    group = sub.add_mutually_exclusive_group()
+    group.add_argument(
+        "--protocol",
+        type=_choice(_PROTOCOLS),
+        default="TCP",
+        metavar="tcp|http",
+        help="the listener's protocol (default tcp)",
+    )
+    group.add_argument(
+        "--http",
+        dest="protocol",
+        action="store_const",
+        const="HTTP",
+        default="TCP",
+        help="same as --protocol http",
+    )
+
+
+def _rule_options(sub: argparse.ArgumentParser, full: bool) -> None:
+    """The options of an HTTP frontend: its rule (all verbs) and its actions (``full``)."""
+    rule = sub.add_argument_group("HTTP frontend options (with --http)")
+    rule.add_argument(
+        "--hostname", metavar="HOST", help="exact name, *.suffix, * (any) or /regex/ labels"
+    )
+    rule.add_argument("--path", metavar="PATH", help="path rule (default: every path)")
+    rule.add_argument(
+        "--path-type",
+        type=_choice(PATH_RULE_KINDS),
+        metavar="prefix|regex|equals",
+        help="how --path is compared (default prefix)",
+    )
+    rule.add_argument("--method", metavar="METHOD", help="only this method (default: any)")
+    rule.add_argument(
+        "--position",
+        type=_choice(RULE_POSITIONS),
+        metavar="pre|tree|post",
+        help="router part: before, in or after the host name tree (default tree)",
+    )
+    if not full:
+        return
+    rule.add_argument(
+        "--redirect",
+        type=_choice(REDIRECT_POLICIES),
+        metavar="forward|permanent|found|permanent-redirect|unauthorized",
+        help="forward to the cluster (default), answer 301/302/308, or 401",
+    )
+    rule.add_argument(
+        "--redirect-scheme",
+        type=_choice(REDIRECT_SCHEMES),
+        metavar="use-same|use-http|use-https",
+    )
+    rule.add_argument("--redirect-template", metavar="TEMPLATE", help="answer of a redirect")
+    rule.add_argument("--rewrite-host", metavar="TEMPLATE", help="with $HOST[n] and $PATH[n]")
+    rule.add_argument("--rewrite-path", metavar="TEMPLATE", help="with $HOST[n] and $PATH[n]")
+    rule.add_argument("--rewrite-port", type=_uint, metavar="PORT")
+    rule.add_argument(
+        "--required-auth",
+        action="store_true",
+        default=None,
+        help="require HTTP basic auth against the cluster's authorized hashes",
+    )
+    rule.add_argument(
+        "--header",
+        type=_header,
+        action="append",
+        default=[],
+        dest="headers",
+        metavar="POSITION:KEY=VALUE",
+        help="set a request, response or both header; an empty VALUE deletes it (repeatable)",
+    )
 
 
 def _version() -> str:
@@ -355,6 +635,22 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return 1
+
+
+def request_for(argv: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """The request a client verb sends, as ``(type, fields)``, built without connecting.
+
+    Usage errors exit as in :func:`main` (``SystemExit`` with status 2); a verb that sends
+    several requests or none (``state list``, ``stop``, ``start``) raises :class:`CliError`.
+    """
+    args = build_parser().parse_args(list(argv))
+    check: Callable[[argparse.Namespace], None] | None = getattr(args, "check", None)
+    if check is not None:
+        check(args)
+    builder: RequestBuilder | None = getattr(args, "request", None)
+    if builder is None:
+        raise CliError(f"`{' '.join(argv)}` does not send one request")
+    return builder(args)
 
 
 def _error(message: str) -> None:
@@ -711,6 +1007,8 @@ def _scalar(value: Any) -> str:
 def _listener_lines(content: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for key, listeners in sorted(content.items()):
+        if not isinstance(listeners, dict):
+            continue
         kind = key.removesuffix("_listeners").upper()
         lines.append(f"{kind} listeners ({len(listeners)}):")
         for address, config in listeners.items():
@@ -722,17 +1020,46 @@ def _listener_lines(content: dict[str, Any]) -> list[str]:
                 words.append("expects PROXY protocol")
             if config.get("public_address"):
                 words.append(f"public address {config['public_address']}")
-            words.append(
-                "timeouts front {}s, back {}s, connect {}s".format(
-                    config.get("front_timeout"),
-                    config.get("back_timeout"),
-                    config.get("connect_timeout"),
-                )
+            timeouts = "timeouts front {}s, back {}s, connect {}s".format(
+                config.get("front_timeout"),
+                config.get("back_timeout"),
+                config.get("connect_timeout"),
             )
+            if config.get("request_timeout") is not None:
+                timeouts += f", request {config['request_timeout']}s"
+            words.append(timeouts)
+            sticky = config.get("sticky_name")
+            if sticky and sticky != DEFAULT_STICKY_NAME:
+                words.append(f"sticky cookie {sticky}")
+            if config.get("answers"):
+                words.append("custom answers " + " ".join(sorted(config["answers"])))
             lines.append(f"  {address}  " + ", ".join(words))
     if not lines:
         lines.append("no listeners")
     return lines
+
+
+def _http_frontend_text(front: dict[str, Any]) -> str:
+    path = front.get("path") or {}
+    kind, value = path.get("kind", "PREFIX"), path.get("value", "")
+    text = f"http frontend {front.get('hostname')}"
+    if value or kind != "PREFIX":
+        text += f" path {kind.lower()} {value}"
+    words = [f"{text} on {front.get('address')}"]
+    if front.get("method"):
+        words.append(f"method {front['method']}")
+    if front.get("position", "TREE") != "TREE":
+        words.append(f"position {front['position']}")
+    if front.get("redirect", "FORWARD") != "FORWARD":
+        words.append(f"redirect {front['redirect']}")
+    if front.get("required_auth"):
+        words.append("basic auth")
+    if front.get("headers"):
+        words.append(f"{len(front['headers'])} header edit(s)")
+    tags = front.get("tags") or {}
+    if tags:
+        words.append(" ".join(f"{k}={v}" for k, v in tags.items()))
+    return ", ".join(words)
 
 
 def _cluster_lines(cluster_id: str, info: dict[str, Any], hash_value: int | None) -> list[str]:
@@ -744,15 +1071,25 @@ def _cluster_lines(cluster_id: str, info: dict[str, Any], hash_value: int | None
         head += f", PROXY protocol {config['proxy_protocol']}"
     if config.get("sticky_session"):
         head += ", sticky sessions"
+    if config.get("https_redirect"):
+        head += ", redirects to HTTPS"
     if hash_value is not None:
         head += f", hash {hash_value}"
     lines = [head]
+    health = config.get("health_check")
+    if health:
+        lines.append(
+            f"  health check {health.get('uri')} every {health.get('interval')}s "
+            f"(timeout {health.get('timeout')}s)"
+        )
+    http_frontends = info.get("http_frontends", [])
+    lines.extend(f"  {_http_frontend_text(front)}" for front in http_frontends)
     frontends = info.get("tcp_frontends", [])
     for front in frontends:
         tags = front.get("tags") or {}
         tag_text = " " + " ".join(f"{k}={v}" for k, v in tags.items()) if tags else ""
         lines.append(f"  frontend {front['address']}{tag_text}")
-    if not frontends:
+    if not frontends and not http_frontends:
         lines.append("  no frontend")
     backends = info.get("backends", [])
     for back in backends:
@@ -831,34 +1168,72 @@ def _cmd_state_load(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_cluster_add(client: Client, args: argparse.Namespace) -> int:
+def _send(client: Client, args: argparse.Namespace) -> dict[str, Any]:
+    """Send the verb's request (built by ``args.request``) and return its OK answer."""
+    builder: RequestBuilder = args.request
+    request_type, fields = builder(args)
+    return client.call(request_type, **fields)
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The options among ``names`` that the user gave (None: not given), by field name."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+# -- clusters and backends --------------------------------------------------------------------
+
+
+def _cluster_add_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     fields: dict[str, Any] = {"cluster_id": args.cluster_id}
-    if args.load_balancing:
-        fields["load_balancing"] = args.load_balancing
-    if args.load_metric:
-        fields["load_metric"] = args.load_metric
-    if args.proxy_protocol:
-        fields["proxy_protocol"] = args.proxy_protocol
-    if args.sticky_session:
-        fields["sticky_session"] = True
-    answer = client.call("ADD_CLUSTER", **fields)
+    fields.update(
+        _given(
+            args,
+            "load_balancing",
+            "load_metric",
+            "proxy_protocol",
+            "max_connections_per_ip",
+            "retry_after",
+            "https_redirect_port",
+            "www_authenticate",
+        )
+    )
+    for name in ("sticky_session", "https_redirect", "http2"):
+        if getattr(args, name):
+            fields[name] = True
+    if args.answers:
+        fields["answers"] = dict(args.answers)
+    if args.authorized_hashes:
+        fields["authorized_hashes"] = list(args.authorized_hashes)
+    return "ADD_CLUSTER", fields
+
+
+def _cluster_remove_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "REMOVE_CLUSTER", {"cluster_id": args.cluster_id}
+
+
+def _cluster_show_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "QUERY_CLUSTER_BY_ID", {"cluster_id": args.cluster_id}
+
+
+def _cmd_cluster_add(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
     client.say(answer.get("message") or f"cluster {args.cluster_id} added")
     return 0
 
 
 def _cmd_cluster_remove(client: Client, args: argparse.Namespace) -> int:
-    answer = client.call("REMOVE_CLUSTER", cluster_id=args.cluster_id)
+    answer = _send(client, args)
     client.say(answer.get("message") or f"cluster {args.cluster_id} removed")
     return 0
 
 
 def _cmd_cluster_show(client: Client, args: argparse.Namespace) -> int:
-    answer = client.call("QUERY_CLUSTER_BY_ID", cluster_id=args.cluster_id)
+    answer = _send(client, args)
     client.say("\n".join(_cluster_lines(args.cluster_id, answer["content"] or {}, None)))
     return 0
 
 
-def _cmd_backend_add(client: Client, args: argparse.Namespace) -> int:
+def _backend_add_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     fields: dict[str, Any] = {
         "cluster_id": args.cluster_id,
         "backend_id": args.backend_id,
@@ -870,7 +1245,19 @@ def _cmd_backend_add(client: Client, args: argparse.Namespace) -> int:
         fields["backup"] = True
     if args.sticky_id is not None:
         fields["sticky_id"] = args.sticky_id
-    answer = client.call("ADD_BACKEND", **fields)
+    return "ADD_BACKEND", fields
+
+
+def _backend_remove_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "REMOVE_BACKEND", {
+        "cluster_id": args.cluster_id,
+        "backend_id": args.backend_id,
+        "address": args.address,
+    }
+
+
+def _cmd_backend_add(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
     client.say(
         answer.get("message")
         or f"backend {args.backend_id} ({args.address}) added to cluster {args.cluster_id}"
@@ -879,12 +1266,7 @@ def _cmd_backend_add(client: Client, args: argparse.Namespace) -> int:
 
 
 def _cmd_backend_remove(client: Client, args: argparse.Namespace) -> int:
-    answer = client.call(
-        "REMOVE_BACKEND",
-        cluster_id=args.cluster_id,
-        backend_id=args.backend_id,
-        address=args.address,
-    )
+    answer = _send(client, args)
     client.say(
         answer.get("message")
         or f"backend {args.backend_id} ({args.address}) removed from cluster {args.cluster_id}"
@@ -892,82 +1274,362 @@ def _cmd_backend_remove(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- listeners --------------------------------------------------------------------------------
+
+#: Listener options (dest names) that only an HTTP listener has.
+_HTTP_LISTENER_OPTIONS = (
+    "request_timeout",
+    "sticky_name",
+    "answers",
+    "sozu_id_header",
+    "elide_x_real_ip",
+    "send_x_real_ip",
+)
+
+
+def _option_flag(name: str) -> str:
+    return {"answers": "--answer", "headers": "--header", "tags": "--tag"}.get(
+        name, "--" + name.replace("_", "-")
+    )
+
+
+def _refuse_http_options(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """HTTP-only options without --http are a usage error, not a TCP request."""
+    if args.protocol == "HTTP":
+        return
+    for name in names:
+        if getattr(args, name) not in (None, [], False):
+            subparser: argparse.ArgumentParser = args.subparser
+            subparser.error(f"{_option_flag(name)} needs --protocol http (or --http)")
+
+
+def _check_listener(args: argparse.Namespace) -> None:
+    _refuse_http_options(args, _HTTP_LISTENER_OPTIONS)
+
+
 def _listener_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = {"address": args.address}
-    if args.expect_proxy is not None:
-        fields["expect_proxy"] = args.expect_proxy
-    if args.public_address is not None:
-        fields["public_address"] = args.public_address
-    for name in ("front_timeout", "back_timeout", "connect_timeout"):
-        value = getattr(args, name)
-        if value is not None:
-            fields[name] = value
+    fields.update(
+        _given(
+            args,
+            "expect_proxy",
+            "public_address",
+            "front_timeout",
+            "back_timeout",
+            "connect_timeout",
+        )
+    )
+    if args.protocol == "HTTP":
+        fields.update(
+            _given(
+                args,
+                "request_timeout",
+                "sticky_name",
+                "sozu_id_header",
+                "elide_x_real_ip",
+                "send_x_real_ip",
+            )
+        )
+        if args.answers:
+            fields["answers"] = dict(args.answers)
     return fields
 
 
-def _cmd_listener_add(client: Client, args: argparse.Namespace) -> int:
+def _listener_add_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     # One request (``active`` set) rather than ADD then ACTIVATE: the worker binds the socket
     # as part of adding and drops the listener if that fails, so a busy port leaves nothing
     # half-configured behind.
     fields = _listener_fields(args)
     fields["active"] = not args.inactive
-    answer = client.call("ADD_TCP_LISTENER", **fields)
+    return f"ADD_{args.protocol}_LISTENER", fields
+
+
+def _listener_update_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return f"UPDATE_{args.protocol}_LISTENER", _listener_fields(args)
+
+
+def _listener_ref(args: argparse.Namespace) -> dict[str, Any]:
+    return {"address": args.address, "proxy": args.protocol}
+
+
+def _listener_remove_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "REMOVE_LISTENER", _listener_ref(args)
+
+
+def _listener_activate_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "ACTIVATE_LISTENER", _listener_ref(args)
+
+
+def _listener_deactivate_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "DEACTIVATE_LISTENER", _listener_ref(args)
+
+
+def _listener_list_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "LIST_LISTENERS", {}
+
+
+def _cmd_listener_add(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
     if args.inactive:
-        text = f"TCP listener {args.address} added (inactive)"
+        text = f"{args.protocol} listener {args.address} added (inactive)"
     else:
         bound = (answer.get("content") or {}).get("bound_address") or args.address
-        text = f"TCP listener {args.address} added, listening on {bound}"
+        text = f"{args.protocol} listener {args.address} added, listening on {bound}"
     client.say(answer.get("message") or text)
     return 0
 
 
 def _check_listener_update(args: argparse.Namespace) -> None:
+    _check_listener(args)
     if len(_listener_fields(args)) == 1:
         subparser: argparse.ArgumentParser = args.subparser
         subparser.error("nothing to update: give at least one option")
 
 
 def _cmd_listener_update(client: Client, args: argparse.Namespace) -> int:
-    fields = _listener_fields(args)
-    answer = client.call("UPDATE_TCP_LISTENER", **fields)
-    client.say(answer.get("message") or f"TCP listener {args.address} updated")
+    answer = _send(client, args)
+    client.say(answer.get("message") or f"{args.protocol} listener {args.address} updated")
     return 0
 
 
 def _cmd_listener_remove(client: Client, args: argparse.Namespace) -> int:
-    answer = client.call("REMOVE_LISTENER", address=args.address, proxy="TCP")
-    client.say(answer.get("message") or f"TCP listener {args.address} removed")
+    answer = _send(client, args)
+    client.say(answer.get("message") or f"{args.protocol} listener {args.address} removed")
     return 0
 
 
 def _cmd_listener_activate(client: Client, args: argparse.Namespace) -> int:
-    answer = client.call("ACTIVATE_LISTENER", address=args.address, proxy="TCP")
+    answer = _send(client, args)
     bound = (answer.get("content") or {}).get("bound_address") or args.address
-    client.say(answer.get("message") or f"TCP listener {args.address} listening on {bound}")
+    client.say(
+        answer.get("message") or f"{args.protocol} listener {args.address} listening on {bound}"
+    )
     return 0
 
 
 def _cmd_listener_deactivate(client: Client, args: argparse.Namespace) -> int:
-    answer = client.call("DEACTIVATE_LISTENER", address=args.address, proxy="TCP")
-    client.say(answer.get("message") or f"TCP listener {args.address} deactivated")
+    answer = _send(client, args)
+    client.say(answer.get("message") or f"{args.protocol} listener {args.address} deactivated")
     return 0
 
 
 def _cmd_listener_list(client: Client, args: argparse.Namespace) -> int:
-    answer = client.call("LIST_LISTENERS")
+    answer = _send(client, args)
     client.say("\n".join(_listener_lines(answer["content"] or {})))
     return 0
 
 
-def _cmd_frontend_add(client: Client, args: argparse.Namespace) -> int:
-    answer = client.call(
-        "ADD_TCP_FRONTEND", cluster_id=args.cluster_id, address=args.address, tags=dict(args.tags)
+# -- frontends --------------------------------------------------------------------------------
+
+#: Frontend options (dest names) that only an HTTP frontend has.
+_HTTP_RULE_OPTIONS = ("hostname", "path", "path_type", "method", "position")
+_HTTP_ACTION_OPTIONS = (
+    "redirect",
+    "redirect_scheme",
+    "redirect_template",
+    "rewrite_host",
+    "rewrite_path",
+    "rewrite_port",
+    "required_auth",
+    "headers",
+)
+
+
+def _check_frontend(args: argparse.Namespace) -> None:
+    subparser: argparse.ArgumentParser = args.subparser
+    options = [*_HTTP_RULE_OPTIONS, *(n for n in _HTTP_ACTION_OPTIONS if hasattr(args, n))]
+    _refuse_http_options(args, options)
+    if args.protocol == "TCP" and args.cluster_id == "-":
+        subparser.error("a TCP frontend needs a cluster ('-' is for HTTP routes)")
+    if args.protocol == "HTTP" and args.hostname is None:
+        subparser.error("--hostname is required for an HTTP frontend")
+
+
+def _http_rule(args: argparse.Namespace) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "address": args.address,
+        "hostname": args.hostname,
+        "path": {"kind": args.path_type or "PREFIX", "value": args.path or ""},
+    }
+    if args.cluster_id != "-":
+        fields["cluster_id"] = args.cluster_id
+    fields.update(_given(args, "method", "position"))
+    return fields
+
+
+def _frontend_add_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    if args.protocol == "TCP":
+        return "ADD_TCP_FRONTEND", {
+            "cluster_id": args.cluster_id,
+            "address": args.address,
+            "tags": dict(args.tags),
+        }
+    fields = _http_rule(args)
+    fields["tags"] = dict(args.tags)
+    fields.update(
+        _given(
+            args,
+            "redirect",
+            "redirect_scheme",
+            "redirect_template",
+            "rewrite_host",
+            "rewrite_path",
+            "rewrite_port",
+            "required_auth",
+        )
     )
-    client.say(answer.get("message") or f"frontend {args.address} -> cluster {args.cluster_id}")
+    if args.headers:
+        fields["headers"] = list(args.headers)
+    return "ADD_HTTP_FRONTEND", fields
+
+
+def _frontend_remove_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    if args.protocol == "TCP":
+        return "REMOVE_TCP_FRONTEND", {"cluster_id": args.cluster_id, "address": args.address}
+    return "REMOVE_HTTP_FRONTEND", _http_rule(args)
+
+
+def _frontend_words(args: argparse.Namespace) -> str:
+    if args.protocol == "TCP":
+        return f"frontend {args.address}"
+    path = f" path {args.path}" if args.path else ""
+    return f"http frontend {args.hostname}{path} on {args.address}"
+
+
+def _cmd_frontend_add(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
+    target = "no cluster" if args.cluster_id == "-" else f"cluster {args.cluster_id}"
+    client.say(answer.get("message") or f"{_frontend_words(args)} -> {target}")
     return 0
 
 
 def _cmd_frontend_remove(client: Client, args: argparse.Namespace) -> int:
-    answer = client.call("REMOVE_TCP_FRONTEND", cluster_id=args.cluster_id, address=args.address)
-    client.say(answer.get("message") or f"frontend {args.address} removed")
+    answer = _send(client, args)
+    client.say(answer.get("message") or f"{_frontend_words(args)} removed")
+    return 0
+
+
+# -- queries, metrics, logging, health checks, limits -----------------------------------------
+
+
+def _query_domain_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "QUERY_CLUSTERS_BY_DOMAIN", {"hostname": args.hostname, **_given(args, "path")}
+
+
+def _cluster_infos(content: Any) -> list[dict[str, Any]]:
+    """Cluster informations from a query answer: a list, or an object holding one list."""
+    if isinstance(content, dict):
+        lists = [v for v in content.values() if isinstance(v, list)]
+        content = lists[0] if len(lists) == 1 else []
+    if not isinstance(content, list):
+        return []
+    return [info for info in content if isinstance(info, dict)]
+
+
+def _cmd_query_domain(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
+    lines: list[str] = []
+    for info in _cluster_infos(answer.get("content")):
+        cluster_id = str((info.get("configuration") or {}).get("cluster_id", "?"))
+        lines.extend(_cluster_lines(cluster_id, info, None))
+    client.say("\n".join(lines) or f"no cluster has a frontend on {args.hostname}")
+    return 0
+
+
+def _check_metrics(args: argparse.Namespace) -> None:
+    query_options = (
+        args.list,
+        args.cluster_ids,
+        args.backend_ids,
+        args.metric_names,
+        args.no_clusters,
+        args.workers,
+    )
+    if args.configure is not None and any(query_options):
+        subparser: argparse.ArgumentParser = args.subparser
+        subparser.error("--enable, --disable and --clear take no query option")
+
+
+def _metrics_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    if args.configure is not None:
+        return "CONFIGURE_METRICS", {"configuration": args.configure}
+    return "QUERY_METRICS", {
+        "list": args.list,
+        "cluster_ids": list(args.cluster_ids),
+        "backend_ids": list(args.backend_ids),
+        "metric_names": list(args.metric_names),
+        "no_clusters": args.no_clusters,
+        "workers": args.workers,
+    }
+
+
+def _cmd_metrics(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
+    if args.configure is not None:
+        client.say(answer.get("message") or f"metrics {args.configure.lower()}")
+    else:
+        client.say("\n".join(_pretty(answer.get("content") or {})))
+    return 0
+
+
+def _logging_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "LOGGING", {"filter": args.filter}
+
+
+def _cmd_logging(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
+    client.say(answer.get("message") or f"logging set to {args.filter}")
+    return 0
+
+
+def _health_check_set_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    config: dict[str, Any] = {"uri": args.uri}
+    config.update(
+        _given(args, "interval", "healthy_threshold", "unhealthy_threshold", "expected_status")
+    )
+    if args.probe_timeout is not None:
+        config["timeout"] = args.probe_timeout
+    return "SET_HEALTH_CHECK", {"cluster_id": args.cluster_id, "config": config}
+
+
+def _health_check_remove_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "REMOVE_HEALTH_CHECK", {"cluster_id": args.cluster_id}
+
+
+def _health_check_list_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "QUERY_HEALTH_CHECKS", _given(args, "cluster_id")
+
+
+def _cmd_health_check_set(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
+    client.say(answer.get("message") or f"health check set on cluster {args.cluster_id}")
+    return 0
+
+
+def _cmd_health_check_remove(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
+    client.say(answer.get("message") or f"health check removed from cluster {args.cluster_id}")
+    return 0
+
+
+def _cmd_health_check_list(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
+    client.say("\n".join(_pretty(answer.get("content") or {})))
+    return 0
+
+
+def _max_connections_per_ip_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    if args.limit is None:
+        return "QUERY_MAX_CONNECTIONS_PER_IP", {}
+    return "SET_MAX_CONNECTIONS_PER_IP", {"limit": args.limit}
+
+
+def _cmd_max_connections_per_ip(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
+    if args.limit is not None:
+        client.say(answer.get("message") or f"max connections per IP set to {args.limit}")
+    else:
+        content = answer.get("content")
+        limit = content.get("limit") if isinstance(content, dict) else content
+        client.say(f"max connections per IP: {limit} (0: unlimited)")
     return 0

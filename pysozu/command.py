@@ -18,9 +18,18 @@ request type and never has to guess a default.  Validation is data driven: :data
 maps each request type to a table of :class:`FieldSpec`; supporting a new request type means
 adding a row to that table.
 
+Beyond types, a few fields carry rules of their own, checked here because a bad value would
+otherwise reach the wire or the router much later: HTTP host names (normalised to lower-case
+ASCII, IDNA for non-ASCII labels, ``*.`` wildcards, ``/regex/`` labels), path rules (a REGEX
+must compile with :mod:`re`), header edits (names are RFC 9110 tokens, values carry no CR,
+LF, NUL or other control byte, so a configured header can never inject a second header or
+message), answer templates (keyed by the status codes that have a default answer), health
+check probes and log filters.  The same checks are public (:func:`normalise_hostname`,
+:func:`check_path_rule`, …) so :mod:`pysozu.config` reports them against a TOML key and line.
+This module does no I/O: an answer template ``"file://PATH"`` is kept as written.
+
 Responses are plain dicts ``{"id", "status", "message", "content"}`` built by :func:`ok`,
 :func:`processing` and :func:`failure`; pushed events use id ``"EVENT"`` (:func:`event`).
-This module does no I/O.
 """
 
 from __future__ import annotations
@@ -28,27 +37,51 @@ from __future__ import annotations
 import copy
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pysozu.reactor.channel import json_kind
 
 __all__ = [
+    "ANSWER_CODES",
+    "DEFAULT_SOZU_ID_HEADER",
+    "DEFAULT_STICKY_NAME",
     "EVENT_KINDS",
+    "HEADER_POSITIONS",
     "LISTENER_TYPES",
     "LOAD_BALANCING_ALGORITHMS",
     "LOAD_METRICS",
+    "LOG_LEVELS",
+    "METRICS_CONFIGURATIONS",
+    "PATH_RULE_KINDS",
     "PROXY_PROTOCOL_CONFIGS",
+    "REDIRECT_POLICIES",
+    "REDIRECT_SCHEMES",
     "REQUEST_SPECS",
     "RESPONSE_STATUSES",
+    "RULE_POSITIONS",
     "CommandError",
     "FieldSpec",
     "Request",
+    "check_answers",
+    "check_authorized_hash",
+    "check_expected_status",
+    "check_header_name",
+    "check_header_value",
+    "check_log_filter",
+    "check_method",
+    "check_path_rule",
+    "check_port",
+    "check_probe_uri",
+    "check_realm",
+    "check_token",
+    "check_wire_text",
     "event",
     "failure",
     "format_address",
     "make_request",
+    "normalise_hostname",
     "ok",
     "parse_address",
     "parse_request",
@@ -75,6 +108,30 @@ PROXY_PROTOCOL_CONFIGS: Final = ("EXPECT_HEADER", "SEND_HEADER", "RELAY_HEADER")
 LISTENER_TYPES: Final = ("HTTP", "HTTPS", "TCP")
 #: ``ResponseStatus``.
 RESPONSE_STATUSES: Final = ("OK", "PROCESSING", "FAILURE")
+#: ``PathRuleKind``: how an HTTP frontend's path is compared with the request's.
+PATH_RULE_KINDS: Final = ("PREFIX", "REGEX", "EQUALS")
+#: ``RulePosition``: which part of a listener's router holds a frontend (tried PRE, then the
+#: host name TREE, then POST).
+RULE_POSITIONS: Final = ("PRE", "TREE", "POST")
+#: ``RedirectPolicy``: forward to the cluster, answer 301/302/308, or answer 401.
+REDIRECT_POLICIES: Final = ("FORWARD", "PERMANENT", "FOUND", "PERMANENT_REDIRECT", "UNAUTHORIZED")
+#: ``RedirectScheme``: the scheme of a redirect's ``Location``.
+REDIRECT_SCHEMES: Final = ("USE_SAME", "USE_HTTP", "USE_HTTPS")
+#: ``HeaderPosition`` (Sōzu's ``HEADER_POSITION_UNSPECIFIED`` is refused, as its worker does).
+HEADER_POSITIONS: Final = ("REQUEST", "RESPONSE", "BOTH")
+#: ``MetricsConfiguration``: what CONFIGURE_METRICS does to the local metrics.
+METRICS_CONFIGURATIONS: Final = ("ENABLED", "DISABLED", "CLEAR")
+#: Status codes that have a built-in answer, hence the keys an ``answers`` map may override.
+ANSWER_CODES: Final = (
+    "301", "302", "308", "400", "401", "404", "408", "413", "421", "429", "502", "503", "504",
+    "507",
+)  # fmt: skip
+#: Level names of a LOGGING filter (Sōzu's, which are the ``log`` crate's).
+LOG_LEVELS: Final = ("off", "error", "warn", "info", "debug", "trace")
+#: Sōzu's default name of the sticky-session cookie.
+DEFAULT_STICKY_NAME: Final = "SOZUBALANCEID"
+#: Sōzu's default name of the header carrying each request's id.
+DEFAULT_SOZU_ID_HEADER: Final = "Sozu-Id"
 #: ``EventKind``: what a worker may push with id ``"EVENT"``.
 EVENT_KINDS: Final = frozenset(
     {
@@ -190,6 +247,245 @@ def _normalise_address(s: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Field rules beyond types (public: pysozu.config reports them against a TOML key)
+# --------------------------------------------------------------------------------------------
+# Each raises CommandError with a bare reason; a FieldSpec ``check`` prefixes the field name.
+
+#: RFC 9110 ``tchar``: the bytes of a token (header names, methods, cookie names).
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Bytes that must never reach a header value or a request line: C0 controls but HTAB, and DEL
+#: (the set Sōzu's converter filters, so the config and the wire agree).
+_FORBIDDEN_IN_VALUE: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_SPACE_OR_CONTROL: Final = re.compile(r"[\x00-\x20\x7f]")
+_HOSTNAME_LABEL: Final = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_AUTHORIZED_HASH: Final = re.compile(r"([^:\x00-\x20\x7f]+):([0-9A-Fa-f]{64})")
+
+
+def check_token(value: str, what: str) -> str:
+    """``value`` must be an RFC 9110 token (what header names, methods and cookie names are)."""
+    if not _TOKEN.fullmatch(value):
+        raise CommandError(f"{what} {value!r} is not a token (letters, digits and !#$%&'*+-.^_`|~)")
+    return value
+
+
+def check_header_name(name: str) -> str:
+    """A header name to add, replace or delete: a token, so it cannot split the header block."""
+    return check_token(name, "header name")
+
+
+def check_header_value(value: str) -> str:
+    """A header value: no CR, LF, NUL or other control byte (HTAB is allowed, as in RFC 9110),
+    so a configured value can never start a new header or message on the wire."""
+    if _FORBIDDEN_IN_VALUE.search(value):
+        raise CommandError(
+            f"header value {value!r} must not contain CR, LF, NUL or other control characters"
+        )
+    return value
+
+
+def check_method(method: str) -> str:
+    """An HTTP method to match: a token (methods are case-sensitive, so it is kept as given)."""
+    return check_token(method, "method")
+
+
+def check_wire_text(value: str) -> str:
+    """Text copied into a request line or header (rewrite templates, realms)."""
+    if _FORBIDDEN_IN_VALUE.search(value):
+        raise CommandError(f"{value!r} must not contain CR, LF, NUL or other control characters")
+    return value
+
+
+def check_port(port: int) -> int:
+    """A TCP port a client is sent to (0 is not one)."""
+    if not 1 <= port <= 65535:
+        raise CommandError(f"must be a port between 1 and 65535 (got {port})")
+    return port
+
+
+def normalise_hostname(hostname: str) -> str:
+    """Check an HTTP frontend's host name and return its canonical spelling.
+
+    Sōzu's forms are kept: ``*`` (any host), ``*.example.com`` (a wildcard for exactly one
+    leftmost label), labels written ``/regex/`` (kept verbatim; each regex must compile), and
+    exact names.  Exact and wildcard names are lower-cased and non-ASCII labels converted to
+    IDNA, as the router compares them, so one rule has one spelling in the state.  A port is
+    refused: a frontend's port is its listener's.
+    """
+    if not hostname:
+        raise CommandError("must not be empty")
+    if _SPACE_OR_CONTROL.search(hostname):
+        raise CommandError(f"host name {hostname!r} must not contain spaces or control characters")
+    if hostname == "*":
+        return hostname
+    if "/" in hostname:
+        parts = hostname.split("/")
+        if len(parts) % 2 == 0:
+            raise CommandError(
+                f"host name {hostname!r} has an unterminated regular expression "
+                "(a regex label is written /regex/)"
+            )
+        for regex in parts[1::2]:
+            if not regex:
+                raise CommandError(f"host name {hostname!r} has an empty regular expression")
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise CommandError(
+                    f"host name {hostname!r}: invalid regular expression {regex!r}: {exc}"
+                ) from None
+        return hostname
+    wildcard = hostname.startswith("*.")
+    name = hostname[2:] if wildcard else hostname
+    if "*" in name:
+        raise CommandError(
+            f"host name {hostname!r}: a wildcard is only allowed as the whole first label "
+            "(*.example.com)"
+        )
+    if ":" in name:
+        raise CommandError(
+            f"host name {hostname!r} must not contain a port (the listener gives the port)"
+        )
+    try:
+        ascii_name = name if name.isascii() else name.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise CommandError(f"{hostname!r} is not a valid host name") from None
+    ascii_name = ascii_name.lower()
+    if len(ascii_name) > 253 or not all(
+        _HOSTNAME_LABEL.fullmatch(label) for label in ascii_name.split(".")
+    ):
+        raise CommandError(f"{hostname!r} is not a valid host name")
+    return f"*.{ascii_name}" if wildcard else ascii_name
+
+
+def check_path_rule(kind: str, value: str) -> None:
+    """A frontend's path rule: no spaces or controls (no request path has them), and a REGEX
+    must compile, so a bad pattern is refused when configured rather than when routing."""
+    if _SPACE_OR_CONTROL.search(value):
+        raise CommandError(f"path {value!r} must not contain spaces or control characters")
+    if kind == "REGEX":
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise CommandError(f"invalid regular expression {value!r}: {exc}") from None
+
+
+def check_answers(answers: Mapping[str, str], *, allow_empty: bool = False) -> dict[str, str]:
+    """An ``answers`` map: status code -> template (inline text or ``file://PATH``).
+
+    Only codes with a built-in answer can be overridden.  ``allow_empty`` is for UPDATE
+    patches, where an empty template means "keep the current one" (Sōzu's rule).
+    """
+    for code, template in answers.items():
+        if code not in ANSWER_CODES:
+            raise CommandError(
+                f"no answer for status {code!r} (answers exist for {', '.join(ANSWER_CODES)})"
+            )
+        if not template and not allow_empty:
+            raise CommandError(f"the answer template for {code} must not be empty")
+        if template == "file://":
+            raise CommandError(f"the answer template for {code} names no file (file://PATH)")
+    return dict(answers)
+
+
+def check_authorized_hash(entry: str) -> str:
+    """A basic-auth credential ``user:hex(sha256(password))``; the hex is lower-cased, the form
+    the proxy compares with."""
+    match = _AUTHORIZED_HASH.fullmatch(entry)
+    if match is None:
+        raise CommandError(
+            f"credential {entry!r} must be USER:SHA256 (the SHA-256 of the password "
+            "in 64 hex digits)"
+        )
+    return f"{match.group(1)}:{match.group(2).lower()}"
+
+
+def check_probe_uri(uri: str) -> str:
+    """A health check's request target: an absolute path with no space or control byte, so it
+    cannot smuggle a second request into the probe (Sōzu's ``validate_health_check_config``)."""
+    if not uri.startswith("/"):
+        raise CommandError(f"the probe URI must start with '/' (got {uri!r})")
+    if _SPACE_OR_CONTROL.search(uri):
+        raise CommandError(f"the probe URI {uri!r} must not contain spaces or control characters")
+    return uri
+
+
+def check_expected_status(status: int) -> int:
+    """0 (any 2xx) or one HTTP status code."""
+    if status != 0 and not 100 <= status <= 599:
+        raise CommandError(f"must be 0 (any 2xx) or a status between 100 and 599 (got {status})")
+    return status
+
+
+def _check_positive(value: int) -> int:
+    # A zero interval, timeout or threshold would make the health checker spin or never decide.
+    if value == 0:
+        raise CommandError("must be greater than 0")
+    return value
+
+
+def check_log_filter(spec: str) -> str:
+    """A LOGGING filter in Sōzu's grammar (``parse_logging_spec``): comma-separated directives
+    ``LEVEL``, ``MODULE=LEVEL`` or ``MODULE=`` (every level), then optionally ``/REGEX`` that
+    messages must match.  Levels: off, error, warn, info, debug, trace (any case)."""
+    if not spec.strip():
+        raise CommandError("must not be empty")
+    if _FORBIDDEN_IN_VALUE.search(spec):
+        raise CommandError(f"log filter {spec!r} must not contain control characters")
+    directives, _, regex = spec.partition("/")
+    if "/" in regex:
+        raise CommandError(f"log filter {spec!r} has more than one '/'")
+    found = False
+    for directive in directives.split(","):
+        if not directive.strip():
+            continue
+        found = True
+        parts = directive.split("=")
+        if len(parts) > 2:
+            raise CommandError(f"log directive {directive!r} has more than one '='")
+        level = parts[-1].strip()
+        if len(parts) == 2 and not parts[0].strip():
+            raise CommandError(f"log directive {directive!r} names no module")
+        if (len(parts) == 1 or level) and level.lower() not in LOG_LEVELS:
+            raise CommandError(
+                f"invalid log level in {directive!r} (choose from {', '.join(LOG_LEVELS)})"
+            )
+    if regex:
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise CommandError(f"invalid regular expression {regex!r}: {exc}") from None
+    elif not found:
+        raise CommandError(f"log filter {spec!r} names no level")
+    return spec
+
+
+def _check_cookie_name(name: str) -> str:
+    return check_token(name, "cookie name")
+
+
+def _check_answers_patch(answers: Mapping[str, str]) -> dict[str, str]:
+    return check_answers(answers, allow_empty=True)
+
+
+def _check_authorized_hashes(entries: list[str]) -> list[str]:
+    return [check_authorized_hash(entry) for entry in entries]
+
+
+def check_realm(realm: str) -> str:
+    """A basic-auth realm, sent as ``WWW-Authenticate: Basic realm="…"``: besides controls,
+    a quote or a backslash would end or escape that quoted string early."""
+    check_wire_text(realm)
+    if '"' in realm or "\\" in realm:
+        raise CommandError(f"realm {realm!r} must not contain '\"' or '\\'")
+    return realm
+
+
+def _check_path_object(rule: dict[str, Any]) -> dict[str, Any]:
+    check_path_rule(rule["kind"], rule["value"])
+    return rule
+
+
+# --------------------------------------------------------------------------------------------
 # Field specifications
 # --------------------------------------------------------------------------------------------
 
@@ -201,9 +497,12 @@ class FieldSpec:
     """How one field of a request is checked and defaulted.
 
     ``kind`` is one of ``str``, ``bool``, ``uint32``, ``uint64``, ``int32``, ``address``,
-    ``enum`` (one of ``choices``), ``str_map`` (object of strings), ``str_list`` or ``object``
-    (a nested message described by ``fields``).  A field that is not ``required`` and is absent
-    (or ``null``) takes ``default``; ``None`` means "optional, unset".
+    ``enum`` (one of ``choices``), ``str_map`` (object of strings), ``str_list``, ``object``
+    (a nested message described by ``fields``) or ``object_list`` (a list of such messages).
+    A field that is not ``required`` and is absent (or ``null``) takes ``default``; ``None``
+    means "optional, unset".  ``check``, when set, runs on a given value once its kind is
+    checked: it returns the value (possibly normalised) or raises :class:`CommandError` with
+    a bare reason, which is reported with the field's name.
     """
 
     kind: str
@@ -212,6 +511,7 @@ class FieldSpec:
     choices: tuple[str, ...] = ()
     fields: Mapping[str, FieldSpec] | None = None
     nonempty: bool = False
+    check: Callable[[Any], Any] | None = None
 
 
 def _req(kind: str, **kwargs: Any) -> FieldSpec:
@@ -226,6 +526,15 @@ _ID: Final = _req("str", nonempty=True)
 _ADDRESS: Final = _req("address")
 _PROXY: Final = _req("enum", choices=LISTENER_TYPES)
 
+_HEALTH_CHECK: Final[dict[str, FieldSpec]] = {
+    "uri": _req("str", check=check_probe_uri),
+    "interval": _opt("uint32", 10, check=_check_positive),
+    "timeout": _opt("uint32", 5, check=_check_positive),
+    "healthy_threshold": _opt("uint32", 3, check=_check_positive),
+    "unhealthy_threshold": _opt("uint32", 3, check=_check_positive),
+    "expected_status": _opt("uint32", 0, check=check_expected_status),
+}
+
 _CLUSTER: Final[dict[str, FieldSpec]] = {
     "cluster_id": _ID,
     "sticky_session": _opt("bool", False),
@@ -235,12 +544,13 @@ _CLUSTER: Final[dict[str, FieldSpec]] = {
     "load_metric": _opt("enum", choices=LOAD_METRICS),
     "answer_503": _opt("str"),
     "http2": _opt("bool", False),
-    "answers": _opt("str_map", {}),
-    "https_redirect_port": _opt("uint32"),
-    "authorized_hashes": _opt("str_list", []),
-    "www_authenticate": _opt("str"),
+    "answers": _opt("str_map", {}, check=check_answers),
+    "https_redirect_port": _opt("uint32", check=check_port),
+    "authorized_hashes": _opt("str_list", [], check=_check_authorized_hashes),
+    "www_authenticate": _opt("str", check=check_realm),
     "max_connections_per_ip": _opt("uint64"),
     "retry_after": _opt("uint32"),
+    "health_check": _opt("object", fields=_HEALTH_CHECK),
 }
 
 _TCP_FRONTEND: Final[dict[str, FieldSpec]] = {
@@ -249,7 +559,40 @@ _TCP_FRONTEND: Final[dict[str, FieldSpec]] = {
     "tags": _opt("str_map", {}),
 }
 
-#: Request type -> field name -> spec.  Later protocols add rows (ADD_HTTP_LISTENER, …).
+_PATH_RULE: Final[dict[str, FieldSpec]] = {
+    "kind": _opt("enum", "PREFIX", choices=PATH_RULE_KINDS),
+    "value": _opt("str", ""),
+}
+
+_HEADER: Final[dict[str, FieldSpec]] = {
+    "position": _req("enum", choices=HEADER_POSITIONS),
+    "key": _req("str", check=check_header_name),
+    "val": _req("str", check=check_header_value),  # empty: delete the header
+}
+
+#: Sōzu's ``RequestHttpFrontend``.  ``cluster_id`` absent: a route answered by the proxy
+#: itself (deny with 401, or a redirect).
+_HTTP_FRONTEND: Final[dict[str, FieldSpec]] = {
+    "cluster_id": _opt("str", nonempty=True),
+    "address": _ADDRESS,
+    "hostname": _req("str", check=normalise_hostname),
+    "path": _opt(
+        "object", {"kind": "PREFIX", "value": ""}, fields=_PATH_RULE, check=_check_path_object
+    ),
+    "method": _opt("str", check=check_method),
+    "position": _opt("enum", "TREE", choices=RULE_POSITIONS),
+    "tags": _opt("str_map", {}),
+    "redirect": _opt("enum", "FORWARD", choices=REDIRECT_POLICIES),
+    "redirect_scheme": _opt("enum", "USE_SAME", choices=REDIRECT_SCHEMES),
+    "redirect_template": _opt("str"),
+    "rewrite_host": _opt("str", check=check_wire_text),
+    "rewrite_path": _opt("str", check=check_wire_text),
+    "rewrite_port": _opt("uint32", check=check_port),
+    "required_auth": _opt("bool", False),
+    "headers": _opt("object_list", [], fields=_HEADER),
+}
+
+#: Request type -> field name -> spec.
 REQUEST_SPECS: Final[dict[str, dict[str, FieldSpec]]] = {
     "STATUS": {},
     "SOFT_STOP": {},
@@ -259,6 +602,12 @@ REQUEST_SPECS: Final[dict[str, dict[str, FieldSpec]]] = {
     "SAVE_STATE": {"path": _req("str", nonempty=True)},
     "LOAD_STATE": {"path": _req("str", nonempty=True)},
     "QUERY_CLUSTER_BY_ID": {"cluster_id": _ID},
+    # Sōzu's QueryClusterByDomain: clusters with an HTTP frontend on exactly this host name
+    # (and, when given, whose path rule's value is exactly ``path``).
+    "QUERY_CLUSTERS_BY_DOMAIN": {
+        "hostname": _req("str", check=normalise_hostname),
+        "path": _opt("str"),
+    },
     "ADD_CLUSTER": _CLUSTER,
     "REMOVE_CLUSTER": {"cluster_id": _ID},
     "ADD_BACKEND": {
@@ -288,11 +637,65 @@ REQUEST_SPECS: Final[dict[str, dict[str, FieldSpec]]] = {
         "back_timeout": _opt("uint32"),
         "connect_timeout": _opt("uint32"),
     },
+    # Sōzu's HttpListenerConfig without the HTTP/2 flood knobs (cleartext listeners do not
+    # speak HTTP/2) and the deprecated ``http_answers`` (``answers`` replaces it).
+    "ADD_HTTP_LISTENER": {
+        "address": _ADDRESS,
+        "public_address": _opt("address"),
+        "expect_proxy": _opt("bool", False),
+        "sticky_name": _opt("str", DEFAULT_STICKY_NAME, check=_check_cookie_name),
+        "front_timeout": _opt("uint32", 60),
+        "back_timeout": _opt("uint32", 30),
+        "connect_timeout": _opt("uint32", 3),
+        "request_timeout": _opt("uint32", 10),
+        "answers": _opt("str_map", {}, check=check_answers),
+        "sozu_id_header": _opt("str", DEFAULT_SOZU_ID_HEADER, check=check_header_name),
+        "elide_x_real_ip": _opt("bool", False),
+        "send_x_real_ip": _opt("bool", False),
+        "active": _opt("bool", False),
+    },
+    # A partial patch: ``None`` keeps a value; ``answers`` is merged into the listener's map
+    # (an empty template keeps that code's current one, as in Sōzu).
+    "UPDATE_HTTP_LISTENER": {
+        "address": _ADDRESS,
+        "public_address": _opt("address"),
+        "expect_proxy": _opt("bool"),
+        "sticky_name": _opt("str", check=_check_cookie_name),
+        "front_timeout": _opt("uint32"),
+        "back_timeout": _opt("uint32"),
+        "connect_timeout": _opt("uint32"),
+        "request_timeout": _opt("uint32"),
+        "answers": _opt("str_map", check=_check_answers_patch),
+        "sozu_id_header": _opt("str", check=check_header_name),
+        "elide_x_real_ip": _opt("bool"),
+        "send_x_real_ip": _opt("bool"),
+    },
     "REMOVE_LISTENER": {"address": _ADDRESS, "proxy": _PROXY},
     "ACTIVATE_LISTENER": {"address": _ADDRESS, "proxy": _PROXY, "from_scm": _opt("bool", False)},
     "DEACTIVATE_LISTENER": {"address": _ADDRESS, "proxy": _PROXY, "to_scm": _opt("bool", False)},
     "ADD_TCP_FRONTEND": _TCP_FRONTEND,
     "REMOVE_TCP_FRONTEND": _TCP_FRONTEND,
+    # Removal finds the frontend by its rule (address, hostname, path, method, position) and
+    # cluster; the other fields are ignored.
+    "ADD_HTTP_FRONTEND": _HTTP_FRONTEND,
+    "REMOVE_HTTP_FRONTEND": _HTTP_FRONTEND,
+    "SET_HEALTH_CHECK": {"cluster_id": _ID, "config": _req("object", fields=_HEALTH_CHECK)},
+    "REMOVE_HEALTH_CHECK": {"cluster_id": _ID},
+    "QUERY_HEALTH_CHECKS": {"cluster_id": _opt("str", nonempty=True)},
+    # Sōzu's global per-(cluster, source IP) connection limit; 0 is unlimited.  A cluster's
+    # own ``max_connections_per_ip`` wins over it.
+    "SET_MAX_CONNECTIONS_PER_IP": {"limit": _req("uint64")},
+    "QUERY_MAX_CONNECTIONS_PER_IP": {},
+    "QUERY_METRICS": {
+        "list": _opt("bool", False),
+        "cluster_ids": _opt("str_list", []),
+        "backend_ids": _opt("str_list", []),
+        "metric_names": _opt("str_list", []),
+        "no_clusters": _opt("bool", False),
+        "workers": _opt("bool", False),
+    },
+    "CONFIGURE_METRICS": {"configuration": _req("enum", choices=METRICS_CONFIGURATIONS)},
+    "LOGGING": {"filter": _req("str", check=check_log_filter)},
 }
 
 _KIND_NAMES: Final = {
@@ -306,6 +709,7 @@ _KIND_NAMES: Final = {
     "str_map": "an object of strings",
     "str_list": "a list of strings",
     "object": "an object",
+    "object_list": "a list of objects",
 }
 _INT_RANGES: Final = {
     "uint32": (0, _UINT32_MAX),
@@ -316,6 +720,16 @@ _INT_RANGES: Final = {
 
 def _check_value(name: str, spec: FieldSpec, value: Any, request_type: str) -> Any:
     """Return the normalised ``value`` of field ``name``, or raise :class:`CommandError`."""
+    value = _check_kind(name, spec, value, request_type)
+    if spec.check is not None:
+        try:
+            value = spec.check(value)
+        except CommandError as exc:
+            raise CommandError(f"field {name!r}: {exc}") from None
+    return value
+
+
+def _check_kind(name: str, spec: FieldSpec, value: Any, request_type: str) -> Any:
     kind = spec.kind
     wrong_type = CommandError(f"field {name!r} must be {_KIND_NAMES[kind]}")
     if kind in ("str", "address", "enum"):
@@ -359,6 +773,14 @@ def _check_value(name: str, spec: FieldSpec, value: Any, request_type: str) -> A
             raise wrong_type
         assert spec.fields is not None
         return _check_fields(value, spec.fields, request_type, prefix=f"{name}.")
+    if kind == "object_list":
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise wrong_type
+        assert spec.fields is not None
+        return [
+            _check_fields(item, spec.fields, request_type, prefix=f"{name}[{index}].")
+            for index, item in enumerate(value)
+        ]
     raise AssertionError(f"unknown field kind {kind!r}")  # a bug in REQUEST_SPECS
 
 

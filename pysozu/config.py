@@ -16,12 +16,25 @@ no positions, so a small position scanner (:class:`_Positions`) walks the alread
 TOML text once and records where each key, table header and array element starts.
 
 Sōzu's behaviour is kept where it applies: listener timeouts default to the server-wide
-ones; a TCP frontend on an address with no listener gets a default TCP listener; a TCP
-cluster's ``proxy_protocol`` comes from its ``send_proxy`` key and its listeners'
-``expect_proxy`` (the enum names are accepted too, as ``proxy_protocol``); a backend's weight
-defaults to 100; listeners are activated (after all routing requests) unless
+ones; a frontend on an address with no listener gets a default listener of its protocol
+(TCP or HTTP); a TCP cluster's ``proxy_protocol`` comes from its ``send_proxy`` key and its
+listeners' ``expect_proxy`` (the enum names are accepted too, as ``proxy_protocol``); a
+backend's weight defaults to 100; listeners are activated (after all routing requests) unless
 ``activate_listeners = false``; a relative ``command_socket`` or ``saved_state`` is relative to
-the file's directory.  HTTP and HTTPS listeners and clusters are refused for now.
+the file's directory.
+
+HTTP (``protocol = "http"`` listeners and clusters): a frontend needs ``hostname`` and may
+give ``path`` with ``path_type`` (PREFIX, the default, REGEX or EQUALS), ``method``,
+``position``, ``redirect``, ``redirect_scheme``, rewrites, ``required_auth`` and header
+edits ``{ position, key, value }`` (an empty value deletes the header); enum words are
+accepted in any case, with ``-`` or ``_`` (``use-https``).  An answer template (listener or
+cluster ``answers`` table, keyed by status code) is inline text or ``file://PATH``; files are
+read here, relative to the configuration file, so the requests and the saved state carry the
+template itself and a reload notices a changed file.  Sōzu's legacy ``answer_NNN = "PATH"``
+listener keys (and a cluster's ``answer_503``) name files too; an empty template is skipped
+as Sōzu does.  A cluster's ``health_check`` table becomes its ADD_CLUSTER ``health_check``.
+HTTPS listeners and frontends (``certificate``, ``key``…) are refused until the TLS issue,
+and so are PROXY-protocol keys on HTTP clusters (Sōzu ignores them silently).
 """
 
 from __future__ import annotations
@@ -30,18 +43,38 @@ import dataclasses
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from pysozu.command import (
+    ANSWER_CODES,
+    HEADER_POSITIONS,
     LOAD_BALANCING_ALGORITHMS,
     LOAD_METRICS,
+    PATH_RULE_KINDS,
     PROXY_PROTOCOL_CONFIGS,
+    REDIRECT_POLICIES,
+    REDIRECT_SCHEMES,
+    RULE_POSITIONS,
     CommandError,
     Request,
+    check_answers,
+    check_authorized_hash,
+    check_expected_status,
+    check_header_name,
+    check_header_value,
+    check_method,
+    check_path_rule,
+    check_port,
+    check_probe_uri,
+    check_realm,
+    check_token,
+    check_wire_text,
     format_address,
     make_request,
+    normalise_hostname,
     parse_address,
 )
 from pysozu.state import ConfigState, StateError
@@ -57,6 +90,7 @@ __all__ = [
 ]
 
 _Path = tuple[str | int, ...]
+_T = TypeVar("_T")
 
 
 class ConfigError(ValueError):
@@ -162,7 +196,7 @@ _SERVER_KINDS: Final[dict[str, str]] = {
 }
 assert set(_SERVER_KINDS) == {f.name for f in dataclasses.fields(ServerConfig)}
 
-_LISTENER_KEYS: Final = frozenset(
+_TCP_LISTENER_KEYS: Final = frozenset(
     {
         "protocol",
         "address",
@@ -173,7 +207,36 @@ _LISTENER_KEYS: Final = frozenset(
         "connect_timeout",
     }
 )
-_CLUSTER_KEYS: Final = frozenset(
+_HTTP_LISTENER_KEYS: Final = _TCP_LISTENER_KEYS | frozenset(
+    {
+        "sticky_name",
+        "request_timeout",
+        "answers",
+        "sozu_id_header",
+        "elide_x_real_ip",
+        "send_x_real_ip",
+        *(f"answer_{code}" for code in ANSWER_CODES),  # Sōzu's legacy per-status file paths
+    }
+)
+#: Keys of Sōzu's HTTPS listeners, refused with a pointer to the TLS issue.
+_HTTPS_LISTENER_KEYS: Final = frozenset(
+    {
+        "certificate",
+        "certificate_chain",
+        "key",
+        "tls_versions",
+        "cipher_list",
+        "cipher_suites",
+        "signature_algorithms",
+        "groups_list",
+        "send_tls13_tickets",
+        "alpn_protocols",
+        "strict_sni_binding",
+        "disable_http11",
+        "hsts",
+    }
+)
+_COMMON_CLUSTER_KEYS: Final = frozenset(
     {
         "protocol",
         "frontends",
@@ -182,23 +245,31 @@ _CLUSTER_KEYS: Final = frozenset(
         "load_metric",
         "sticky_session",
         "https_redirect",
-        "send_proxy",
-        "proxy_protocol",
         "max_connections_per_ip",
         "retry_after",
+        "health_check",
     }
 )
-_FRONTEND_KEYS: Final = frozenset({"address", "tags"})
+_TCP_CLUSTER_KEYS: Final = _COMMON_CLUSTER_KEYS | frozenset({"send_proxy", "proxy_protocol"})
+_HTTP_CLUSTER_KEYS: Final = _COMMON_CLUSTER_KEYS | frozenset(
+    {
+        "answers",
+        "answer_503",
+        "http2",
+        "https_redirect_port",
+        "authorized_hashes",
+        "www_authenticate",
+    }
+)
+_TCP_FRONTEND_KEYS: Final = frozenset({"address", "tags"})
 _HTTP_FRONTEND_KEYS: Final = frozenset(
     {
+        "address",
+        "tags",
         "hostname",
         "path",
         "path_type",
         "method",
-        "certificate",
-        "key",
-        "certificate_chain",
-        "tls_versions",
         "position",
         "redirect",
         "redirect_scheme",
@@ -208,9 +279,30 @@ _HTTP_FRONTEND_KEYS: Final = frozenset(
         "rewrite_port",
         "required_auth",
         "headers",
-        "hsts",
     }
 )
+#: Keys of Sōzu's HTTPS frontends (a frontend with a certificate is an HTTPS one).
+_HTTPS_FRONTEND_KEYS: Final = frozenset(
+    {"certificate", "key", "certificate_chain", "tls_versions", "hsts"}
+)
+_HEADER_KEYS: Final = frozenset({"position", "key", "value"})
+_HEALTH_CHECK_KEYS: Final = frozenset(
+    {
+        "uri",
+        "interval",
+        "timeout",
+        "healthy_threshold",
+        "unhealthy_threshold",
+        "expected_status",
+    }
+)
+_TLS_LATER: Final = "HTTPS listeners arrive with the TLS issue"
+#: Sōzu ignores PROXY-protocol keys on HTTP clusters; refusing them says they do nothing.
+_NOT_FOR_HTTP_CLUSTERS: Final = (
+    "only valid for tcp clusters (HTTP clusters do not use the PROXY protocol)"
+)
+#: Listener protocol -> request type that adds such a listener.
+_ADD_LISTENER: Final = {"TCP": "ADD_TCP_LISTENER", "HTTP": "ADD_HTTP_LISTENER"}
 _BACKEND_KEYS: Final = frozenset({"address", "weight", "backend_id", "sticky_id", "backup"})
 #: Spellings accepted for ``proxy_protocol``: the enum names and short lower-case words.
 _PROXY_PROTOCOL_WORDS: Final = {
@@ -250,16 +342,17 @@ def default_config() -> FileConfig:
 def load_config(path: str | os.PathLike[str]) -> FileConfig:
     """Read and check a configuration file.
 
-    Relative ``command_socket`` and ``saved_state`` paths are made relative to the file's
-    directory (as Sōzu does), so the proxy does not depend on the working directory.
+    Relative ``command_socket`` and ``saved_state`` paths, and ``file://`` answer templates,
+    are relative to the file's directory (as Sōzu does for the first two), so the proxy does
+    not depend on the working directory.
     """
     source = os.fspath(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read configuration file: {exc}", source=source) from None
-    config = parse_config(text, source=source)
     base = Path(path).parent
+    config = parse_config(text, source=source, base_dir=base)
     changes: dict[str, Any] = {}
     for name in ("command_socket", "saved_state"):
         value = getattr(config.server, name)
@@ -270,8 +363,12 @@ def load_config(path: str | os.PathLike[str]) -> FileConfig:
     return config
 
 
-def parse_config(text: str, source: str = "<string>") -> FileConfig:
-    """Parse and check configuration text; ``source`` names it in error messages."""
+def parse_config(
+    text: str, source: str = "<string>", base_dir: str | os.PathLike[str] | None = None
+) -> FileConfig:
+    """Parse and check configuration text; ``source`` names it in error messages, and
+    relative answer template files are looked up in ``base_dir`` (default: the working
+    directory)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -283,7 +380,7 @@ def parse_config(text: str, source: str = "<string>") -> FileConfig:
         else:  # pragma: no cover - tomllib always gives a position
             line = None
         raise ConfigError(f"invalid TOML: {exc}", source=source, line=line) from None
-    return _Builder(text, source).build(data)
+    return _Builder(text, source, base_dir).build(data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,13 +402,19 @@ def _dotted(path: _Path) -> str:
 class _Builder:
     """Checks the decoded TOML and turns it into a :class:`FileConfig`."""
 
-    def __init__(self, text: str, source: str) -> None:
+    def __init__(
+        self, text: str, source: str, base_dir: str | os.PathLike[str] | None = None
+    ) -> None:
         self.text = text
         self.source = source
+        self.base_dir = None if base_dir is None else Path(base_dir)
         self._positions: _Positions | None = None
-        self.listeners: list[tuple[_Path, dict[str, Any]]] = []
-        self.listener_at: dict[str, dict[str, Any]] = {}
+        #: (protocol, ADD_*_LISTENER fields), in file order (default listeners included).
+        self.listeners: list[tuple[str, dict[str, Any]]] = []
+        self.listener_at: dict[str, tuple[str, dict[str, Any]]] = {}
+        #: TCP frontend address -> cluster; HTTP frontend rule -> cluster.
         self.frontend_owner: dict[str, str] = {}
+        self.http_rule_owner: dict[tuple[str, ...], str] = {}
 
     def error(self, path: _Path, reason: str) -> ConfigError:
         if self._positions is None:
@@ -370,26 +473,107 @@ class _Builder:
         return value
 
     def choice(self, path: _Path, value: Any, choices: tuple[str, ...]) -> str:
+        """An enum name in any case, ``-`` standing for ``_`` (``use-https``)."""
         if not isinstance(value, str):
             raise self.error(path, "must be a string")
-        upper = value.upper()
+        upper = value.upper().replace("-", "_")
         if upper not in choices:
             raise self.error(path, f"must be one of {', '.join(choices)} (got {value!r})")
         return upper
 
-    def protocol(self, path: _Path, table: dict[str, Any], what: str, supported: str) -> None:
+    def checked(self, path: _Path, check: Callable[..., _T], *args: Any) -> _T:
+        """Run one of :mod:`pysozu.command`'s field rules, reporting a refusal at ``path``."""
+        try:
+            return check(*args)
+        except CommandError as exc:
+            raise self.error(path, str(exc)) from None
+
+    def protocol(
+        self, path: _Path, table: dict[str, Any], what: str, supported: tuple[str, ...]
+    ) -> str:
+        """The table's ``protocol``, lower-cased, one of ``supported``."""
         if "protocol" not in table:
             raise self.error(path, f"missing key 'protocol' for a {what}")
         protocol = table["protocol"]
         if not isinstance(protocol, str):
             raise self.error((*path, "protocol"), "must be a string")
-        if protocol.lower() in ("http", "https", "udp") and protocol.lower() != supported:
-            raise self.error(
-                (*path, "protocol"),
-                f"{protocol.lower()} {what}s are not supported yet (only {supported!r})",
+        word = protocol.lower()
+        if word in supported:
+            return word
+        if word == "https" and what == "listener":
+            reason = f"https listeners are not supported yet: {_TLS_LATER}"
+        elif word == "https":
+            reason = (
+                "must be 'tcp' or 'http' (got 'https'): HTTPS frontends belong to http "
+                f"clusters, and {_TLS_LATER}"
             )
-        if protocol.lower() != supported:
-            raise self.error((*path, "protocol"), f"must be {supported!r} (got {protocol!r})")
+        elif word == "udp":
+            reason = f"udp {what}s are not supported yet"
+        else:
+            reason = f"must be {' or '.join(map(repr, supported))} (got {protocol!r})"
+        raise self.error((*path, "protocol"), reason)
+
+    def keys(
+        self,
+        path: _Path,
+        table: dict[str, Any],
+        allowed: frozenset[str],
+        what: str,
+        elsewhere: dict[str, frozenset[str]],
+    ) -> None:
+        """Refuse keys not in ``allowed``; a key valid for another kind of table (``what``
+        of another protocol) says so, since it is most likely a wrong ``protocol``."""
+        for key in table:
+            if key in allowed:
+                continue
+            for reason, keys in elsewhere.items():
+                if key in keys:
+                    raise self.error((*path, key), reason)
+            raise self.error((*path, key), f"unknown key for {what}")
+
+    def template(self, path: _Path, file: str) -> str:
+        """The text of an answer template file (relative to the configuration's folder)."""
+        if not file:
+            raise self.error(path, "names no file (write file://PATH)")
+        target = Path(file)
+        if not target.is_absolute() and self.base_dir is not None:
+            target = self.base_dir / target
+        try:
+            # Bytes, not read_text: newline translation would turn CRLF into LF.
+            return target.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise self.error(path, f"cannot read the answer template {file}: {reason}") from None
+
+    def answers(self, path: _Path, value: Any) -> dict[str, str]:
+        """An ``answers`` table: status code -> inline template or ``file://PATH``."""
+        table = self.value(path, value, "str_map")
+        out: dict[str, str] = {}
+        for code, template in table.items():
+            key_path = (*path, code)
+            if code not in ANSWER_CODES:
+                self.checked(key_path, check_answers, {code: template})
+            if template.startswith("file://"):
+                template = self.template(key_path, template.removeprefix("file://"))
+            if template:  # Sōzu skips empty templates (a stub in example files)
+                out[code] = template
+        return out
+
+    def health_check(self, path: _Path, raw: Any) -> dict[str, Any]:
+        table = self.table(path, raw, _HEALTH_CHECK_KEYS, "a health check")
+        uri = self.value((*path, "uri"), self.required(path, table, "uri", "a health check"), "str")
+        config: dict[str, Any] = {"uri": self.checked((*path, "uri"), check_probe_uri, uri)}
+        for key in ("interval", "timeout", "healthy_threshold", "unhealthy_threshold"):
+            if key in table:
+                config[key] = self.value((*path, key), table[key], "uint32")
+                if config[key] == 0:
+                    raise self.error((*path, key), "must be greater than 0")
+        if "expected_status" in table:
+            status = self.value((*path, "expected_status"), table["expected_status"], "uint32")
+            config["expected_status"] = self.checked(
+                (*path, "expected_status"), check_expected_status, status
+            )
+        return config
 
     def required(self, path: _Path, table: dict[str, Any], key: str, what: str) -> Any:
         if key not in table:
@@ -434,13 +618,13 @@ class _Builder:
             cluster_requests.extend(self.cluster(("clusters", name), name, cluster, server))
 
         items: list[tuple[str, dict[str, Any]]] = [
-            ("ADD_TCP_LISTENER", fields) for _, fields in self.listeners
+            (_ADD_LISTENER[proxy], fields) for proxy, fields in self.listeners
         ]
         items.extend(cluster_requests)
         if server.activate_listeners:
             items.extend(
-                ("ACTIVATE_LISTENER", {"address": fields["address"], "proxy": "TCP"})
-                for _, fields in self.listeners
+                ("ACTIVATE_LISTENER", {"address": fields["address"], "proxy": proxy})
+                for proxy, fields in self.listeners
             )
         requests: list[Request] = []
         for index, (request_type, fields) in enumerate(items):
@@ -457,8 +641,28 @@ class _Builder:
     def listener(self, path: _Path, raw: Any, server: ServerConfig) -> None:
         if not isinstance(raw, dict):
             raise self.error(path, "must be a table (a listener)")
-        self.protocol(path, raw, "listener", "tcp")
-        table = self.table(path, raw, _LISTENER_KEYS, "a tcp listener")
+        protocol = self.protocol(path, raw, "listener", ("tcp", "http"))
+        https_only = f"only valid for https listeners ({_TLS_LATER})"
+        if protocol == "http":
+            self.keys(
+                path,
+                raw,
+                _HTTP_LISTENER_KEYS,
+                "an http listener",
+                {https_only: _HTTPS_LISTENER_KEYS},
+            )
+        else:
+            self.keys(
+                path,
+                raw,
+                _TCP_LISTENER_KEYS,
+                "a tcp listener",
+                {
+                    "only valid for http listeners": _HTTP_LISTENER_KEYS,
+                    https_only: _HTTPS_LISTENER_KEYS,
+                },
+            )
+        table = raw
         address = self.value(
             (*path, "address"), self.required(path, table, "address", "a listener"), "address"
         )
@@ -474,14 +678,59 @@ class _Builder:
             fields["public_address"] = self.value(
                 (*path, "public_address"), table["public_address"], "address"
             )
-            if fields["expect_proxy"]:
+            if fields["expect_proxy"] and protocol == "tcp":
                 raise self.error(
                     (*path, "public_address"), "public_address is incompatible with expect_proxy"
                 )
-        for key in ("front_timeout", "back_timeout", "connect_timeout"):
+        timeouts = ["front_timeout", "back_timeout", "connect_timeout"]
+        if protocol == "http":
+            timeouts.append("request_timeout")
+            self.http_listener_keys(path, table, fields)
+        for key in timeouts:
             fields[key] = self.value((*path, key), table.get(key, getattr(server, key)), "uint32")
-        self.listeners.append((path, fields))
-        self.listener_at[address] = fields
+        self.add_listener(protocol.upper(), fields)
+
+    def http_listener_keys(
+        self, path: _Path, table: dict[str, Any], fields: dict[str, Any]
+    ) -> None:
+        if "sticky_name" in table:
+            name = self.value((*path, "sticky_name"), table["sticky_name"], "str")
+            fields["sticky_name"] = self.checked(
+                (*path, "sticky_name"), check_token, name, "cookie name"
+            )
+        if "sozu_id_header" in table:
+            header = self.value((*path, "sozu_id_header"), table["sozu_id_header"], "str")
+            fields["sozu_id_header"] = self.checked(
+                (*path, "sozu_id_header"), check_header_name, header
+            )
+        for key in ("elide_x_real_ip", "send_x_real_ip"):
+            if key in table:
+                fields[key] = self.value((*path, key), table[key], "bool")
+        answers: dict[str, str] = {}
+        for code in ANSWER_CODES:  # legacy keys first: the answers table wins, as in Sōzu
+            key = f"answer_{code}"
+            if key in table:
+                file = self.value((*path, key), table[key], "str")
+                template = self.template((*path, key), file)
+                if template:
+                    answers[code] = template
+        if "answers" in table:
+            answers.update(self.answers((*path, "answers"), table["answers"]))
+        fields["answers"] = answers
+
+    def add_listener(self, proxy: str, fields: dict[str, Any]) -> None:
+        self.listeners.append((proxy, fields))
+        self.listener_at[fields["address"]] = (proxy, fields)
+
+    def default_listener(self, proxy: str, address: str, server: ServerConfig) -> None:
+        """Sōzu gives a frontend on an unknown address a listener with default settings."""
+        fields: dict[str, Any] = {"address": address, "expect_proxy": False}
+        timeouts = ["front_timeout", "back_timeout", "connect_timeout"]
+        if proxy == "HTTP":
+            timeouts.append("request_timeout")
+        for key in timeouts:
+            fields[key] = getattr(server, key)
+        self.add_listener(proxy, fields)
 
     def cluster(
         self, path: _Path, name: str, raw: Any, server: ServerConfig
@@ -490,8 +739,24 @@ class _Builder:
             raise self.error(path, "must be a table (a cluster)")
         if not name:
             raise self.error(path, "a cluster name must not be empty")
-        self.protocol(path, raw, "cluster", "tcp")
-        table = self.table(path, raw, _CLUSTER_KEYS, "a tcp cluster")
+        protocol = self.protocol(path, raw, "cluster", ("tcp", "http"))
+        if protocol == "http":
+            self.keys(
+                path,
+                raw,
+                _HTTP_CLUSTER_KEYS,
+                "an http cluster",
+                {_NOT_FOR_HTTP_CLUSTERS: _TCP_CLUSTER_KEYS},
+            )
+        else:
+            self.keys(
+                path,
+                raw,
+                _TCP_CLUSTER_KEYS,
+                "a tcp cluster",
+                {"only valid for http clusters": _HTTP_CLUSTER_KEYS},
+            )
+        table = raw
         config: dict[str, Any] = {"cluster_id": name}
         for key in ("sticky_session", "https_redirect"):
             if key in table:
@@ -507,17 +772,76 @@ class _Builder:
             config["load_metric"] = self.choice(
                 (*path, "load_metric"), table["load_metric"], LOAD_METRICS
             )
+        if "health_check" in table:
+            config["health_check"] = self.health_check(
+                (*path, "health_check"), table["health_check"]
+            )
 
+        frontends_raw = self.array((*path, "frontends"), table.get("frontends", []), "tables")
+        frontend_requests: list[tuple[str, dict[str, Any]]]
+        if protocol == "http":
+            self.http_cluster_keys(path, table, config)
+            frontend_requests = [
+                ("ADD_HTTP_FRONTEND", self.http_frontend((*path, "frontends", i), f, name, server))
+                for i, f in enumerate(frontends_raw)
+            ]
+        else:
+            frontends = self.tcp_frontends(path, frontends_raw, name, server)
+            config["proxy_protocol"] = self.proxy_protocol(path, table, frontends)
+            frontend_requests = [("ADD_TCP_FRONTEND", f) for f in frontends]
+        return [
+            ("ADD_CLUSTER", config),
+            *frontend_requests,
+            *(("ADD_BACKEND", b) for b in self.backends(path, table, name)),
+        ]
+
+    def http_cluster_keys(self, path: _Path, table: dict[str, Any], config: dict[str, Any]) -> None:
+        if "answers" in table:
+            config["answers"] = self.answers((*path, "answers"), table["answers"])
+        if "answer_503" in table:  # Sōzu's legacy key: a file path
+            file = self.value((*path, "answer_503"), table["answer_503"], "str")
+            config["answer_503"] = self.template((*path, "answer_503"), file) or None
+        if "http2" in table:
+            config["http2"] = self.value((*path, "http2"), table["http2"], "bool")
+        if "https_redirect_port" in table:
+            port = self.value(
+                (*path, "https_redirect_port"), table["https_redirect_port"], "uint32"
+            )
+            config["https_redirect_port"] = self.checked(
+                (*path, "https_redirect_port"), check_port, port
+            )
+        if "authorized_hashes" in table:
+            entries = self.array(
+                (*path, "authorized_hashes"), table["authorized_hashes"], "strings"
+            )
+            hashes: list[str] = []
+            for index, entry in enumerate(entries):
+                entry_path = (*path, "authorized_hashes", index)
+                entry = self.value(entry_path, entry, "str")
+                hashes.append(self.checked(entry_path, check_authorized_hash, entry))
+            config["authorized_hashes"] = hashes
+        if "www_authenticate" in table:
+            realm = self.value((*path, "www_authenticate"), table["www_authenticate"], "str")
+            config["www_authenticate"] = self.checked(
+                (*path, "www_authenticate"), check_realm, realm
+            )
+
+    def tcp_frontends(
+        self, path: _Path, frontends_raw: list[Any], name: str, server: ServerConfig
+    ) -> list[dict[str, Any]]:
         frontends: list[dict[str, Any]] = []
         seen: set[str] = set()
-        frontends_raw = self.array((*path, "frontends"), table.get("frontends", []), "tables")
         for index, raw_front in enumerate(frontends_raw):
             front_path = (*path, "frontends", index)
             if isinstance(raw_front, dict):
-                for key in raw_front:
-                    if key in _HTTP_FRONTEND_KEYS:
-                        raise self.error((*front_path, key), "only valid for http frontends")
-            front = self.table(front_path, raw_front, _FRONTEND_KEYS, "a tcp frontend")
+                self.keys(
+                    front_path,
+                    raw_front,
+                    _TCP_FRONTEND_KEYS,
+                    "a tcp frontend",
+                    {"only valid for http frontends": _HTTP_FRONTEND_KEYS | _HTTPS_FRONTEND_KEYS},
+                )
+            front = self.table(front_path, raw_front, _TCP_FRONTEND_KEYS, "a tcp frontend")
             address = self.value(
                 (*front_path, "address"),
                 self.required(front_path, front, "address", "a frontend"),
@@ -529,20 +853,128 @@ class _Builder:
                 raise self.error(
                     (*front_path, "address"), f"{other} already has a frontend on {address}"
                 )
+            listener = self.listener_at.get(address)
+            if listener is not None and listener[0] != "TCP":
+                raise self.error(
+                    (*front_path, "address"),
+                    f"{address} is an {listener[0].lower()} listener; a tcp frontend needs a "
+                    "tcp listener",
+                )
             seen.add(address)
             tags = self.value((*front_path, "tags"), front.get("tags", {}), "str_map")
             frontends.append({"cluster_id": name, "address": address, "tags": tags})
-            if address not in self.listener_at:  # Sōzu creates a default listener
-                fields = {"address": address, "expect_proxy": False}
-                for key in ("front_timeout", "back_timeout", "connect_timeout"):
-                    fields[key] = getattr(server, key)
-                self.listeners.append((front_path, fields))
-                self.listener_at[address] = fields
+            if listener is None:
+                self.default_listener("TCP", address, server)
         for front in frontends:
             self.frontend_owner[front["address"]] = name
+        return frontends
 
-        config["proxy_protocol"] = self.proxy_protocol(path, table, frontends)
+    def http_frontend(
+        self, path: _Path, raw: Any, name: str, server: ServerConfig
+    ) -> dict[str, Any]:
+        if isinstance(raw, dict):
+            self.keys(
+                path,
+                raw,
+                _HTTP_FRONTEND_KEYS,
+                "an http frontend",
+                {f"only valid for https frontends ({_TLS_LATER})": _HTTPS_FRONTEND_KEYS},
+            )
+        front = self.table(path, raw, _HTTP_FRONTEND_KEYS, "an http frontend")
+        address = self.value(
+            (*path, "address"), self.required(path, front, "address", "a frontend"), "address"
+        )
+        hostname = self.value(
+            (*path, "hostname"), self.required(path, front, "hostname", "an http frontend"), "str"
+        )
+        hostname = self.checked((*path, "hostname"), normalise_hostname, hostname)
+        kind = "PREFIX"
+        if "path_type" in front:
+            if "path" not in front:
+                raise self.error((*path, "path_type"), "path_type needs a path")
+            kind = self.choice((*path, "path_type"), front["path_type"], PATH_RULE_KINDS)
+        value = self.value((*path, "path"), front.get("path", ""), "str")
+        self.checked((*path, "path"), check_path_rule, kind, value)
+        fields: dict[str, Any] = {
+            "cluster_id": name,
+            "address": address,
+            "hostname": hostname,
+            "path": {"kind": kind, "value": value},
+            "tags": self.value((*path, "tags"), front.get("tags", {}), "str_map"),
+        }
+        if "method" in front:
+            method = self.value((*path, "method"), front["method"], "str")
+            fields["method"] = self.checked((*path, "method"), check_method, method)
+        for key, choices in (
+            ("position", RULE_POSITIONS),
+            ("redirect", REDIRECT_POLICIES),
+            ("redirect_scheme", REDIRECT_SCHEMES),
+        ):
+            if key in front:
+                fields[key] = self.choice((*path, key), front[key], choices)
+        if "redirect_template" in front:
+            fields["redirect_template"] = self.value(
+                (*path, "redirect_template"), front["redirect_template"], "str"
+            )
+        for key in ("rewrite_host", "rewrite_path"):
+            if key in front:
+                text = self.value((*path, key), front[key], "str")
+                fields[key] = self.checked((*path, key), check_wire_text, text)
+        if "rewrite_port" in front:
+            port = self.value((*path, "rewrite_port"), front["rewrite_port"], "uint32")
+            fields["rewrite_port"] = self.checked((*path, "rewrite_port"), check_port, port)
+        if "required_auth" in front:
+            fields["required_auth"] = self.value(
+                (*path, "required_auth"), front["required_auth"], "bool"
+            )
+        if "headers" in front:
+            fields["headers"] = self.headers((*path, "headers"), front["headers"])
 
+        rule = (
+            address,
+            hostname,
+            kind,
+            value,
+            fields.get("method") or "",
+            fields.get("position", "TREE"),
+        )
+        owner = self.http_rule_owner.get(rule)
+        if owner is not None:
+            other = "this cluster" if owner == name else f"cluster {owner!r}"
+            raise self.error(path, f"{other} already has a frontend with this rule")
+        self.http_rule_owner[rule] = name
+        listener = self.listener_at.get(address)
+        if listener is None:
+            self.default_listener("HTTP", address, server)
+        elif listener[0] != "HTTP":
+            raise self.error(
+                (*path, "address"),
+                f"{address} is a {listener[0].lower()} listener; an http frontend needs an "
+                "http listener",
+            )
+        return fields
+
+    def headers(self, path: _Path, raw: Any) -> list[dict[str, str]]:
+        """Header edits ``{ position, key, value }`` (Sōzu's file spelling of ``val``)."""
+        edits: list[dict[str, str]] = []
+        for index, raw_edit in enumerate(self.array(path, raw, "tables")):
+            edit_path = (*path, index)
+            edit = self.table(edit_path, raw_edit, _HEADER_KEYS, "a header edit")
+            for key in ("position", "key", "value"):
+                self.required(edit_path, edit, key, "a header edit")
+            position = self.choice((*edit_path, "position"), edit["position"], HEADER_POSITIONS)
+            key = self.value((*edit_path, "key"), edit["key"], "str")
+            val = self.value((*edit_path, "value"), edit["value"], "str")
+            edits.append(
+                {
+                    "position": position,
+                    "key": self.checked((*edit_path, "key"), check_header_name, key),
+                    "val": self.checked((*edit_path, "value"), check_header_value, val),
+                }
+            )
+        return edits
+
+    def backends(self, path: _Path, table: dict[str, Any], name: str) -> list[dict[str, Any]]:
         backends: list[dict[str, Any]] = []
         ids: set[str] = set()
         backends_raw = self.array((*path, "backends"), table.get("backends", []), "tables")
@@ -584,12 +1016,7 @@ class _Builder:
             if "backup" in back:
                 backend["backup"] = self.value((*back_path, "backup"), back["backup"], "bool")
             backends.append(backend)
-
-        return [
-            ("ADD_CLUSTER", config),
-            *(("ADD_TCP_FRONTEND", f) for f in frontends),
-            *(("ADD_BACKEND", b) for b in backends),
-        ]
+        return backends
 
     def proxy_protocol(
         self, path: _Path, table: dict[str, Any], frontends: list[dict[str, Any]]
@@ -606,7 +1033,7 @@ class _Builder:
             choices = (*PROXY_PROTOCOL_CONFIGS, *_PROXY_PROTOCOL_WORDS)
             return self.choice((*path, "proxy_protocol"), value, choices)
         send = self.value((*path, "send_proxy"), table.get("send_proxy", False), "bool")
-        expects = {self.listener_at[f["address"]]["expect_proxy"] for f in frontends}
+        expects = {self.listener_at[f["address"]][1]["expect_proxy"] for f in frontends}
         if len(expects) > 1:
             raise self.error(
                 (*path, "frontends"),

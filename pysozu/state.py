@@ -23,11 +23,25 @@ listener address is taken once, …):
 State files are Sōzu's format: the JSON requests of :meth:`generate_requests` separated by
 ``"\\n\\0"``.
 
+HTTP, as in Sōzu's ``state.rs``: an HTTP frontend is a routing *rule*, keyed by its address,
+host name, path rule, method and position, so two clusters may share a host name with
+different paths, and the same rule twice is refused; a frontend does not need its listener
+to exist (the listener may come later, or from another process).  A cluster's health check is
+part of its configuration (Sōzu's ``Cluster.health_check``): SET_HEALTH_CHECK and
+REMOVE_HEALTH_CHECK edit it, ADD_CLUSTER (an upsert) replaces it with the request's, and a
+diff re-sends ADD_CLUSTER.  The global ``max_connections_per_ip`` (0: unlimited) is kept here
+too, so saved states and reloads carry it.
+
 Decisions where Sōzu is silent or looser: ADD_BACKEND and ADD_TCP_FRONTEND need an existing
-cluster; ADD_BACKEND is an upsert on ``(backend_id, address)`` (as in Sōzu) but one backend id
-or one address is used once per cluster, so removal by id+address is never ambiguous;
-REMOVE_CLUSTER also drops the cluster's backends and frontends; one TCP frontend per address;
-a listener address is used by one listener whatever its protocol.
+cluster, and so does an HTTP frontend that names one (a frontend without ``cluster_id`` is a
+deny or redirect route); ADD_BACKEND is an upsert on ``(backend_id, address)`` (as in Sōzu)
+but one backend id or one address is used once per cluster, so removal by id+address is never
+ambiguous; REMOVE_CLUSTER also drops the cluster's backends and frontends; removing a frontend
+names its cluster too (a removal aimed at the wrong cluster is refused); REMOVE_HEALTH_CHECK
+on a cluster without one is refused (Sōzu answers OK), like every other removal of nothing;
+one TCP frontend per address; a listener address is used by one listener whatever its
+protocol.  The position is part of an HTTP frontend's key (Sōzu's key leaves it out), since
+the same rule in PRE and in the TREE are two different routes.
 """
 
 from __future__ import annotations
@@ -41,7 +55,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
-from pysozu.command import CommandError, Request, make_request, parse_request
+from pysozu.command import (
+    CommandError,
+    Request,
+    make_request,
+    normalise_hostname,
+    parse_request,
+)
 
 __all__ = ["STATE_SEPARATOR", "ConfigState", "StateError"]
 
@@ -58,18 +78,43 @@ _PASSIVE: Final = frozenset(
         "LOAD_STATE",
         "QUERY_CLUSTER_BY_ID",
         "QUERY_CLUSTERS_HASHES",
+        "QUERY_CLUSTERS_BY_DOMAIN",
+        "QUERY_HEALTH_CHECKS",
+        "QUERY_MAX_CONNECTIONS_PER_IP",
+        "QUERY_METRICS",
         "LIST_LISTENERS",
+        # Runtime settings of the worker's logger and metrics, not configuration (Sōzu keeps
+        # them out of its state too).
+        "CONFIGURE_METRICS",
+        "LOGGING",
     }
 )
 
 #: Listener protocol (``ListenerType``) -> request type that adds such a listener.
-_LISTENER_ADD: Final = {"TCP": "ADD_TCP_LISTENER"}
+_LISTENER_ADD: Final = {"HTTP": "ADD_HTTP_LISTENER", "TCP": "ADD_TCP_LISTENER"}
 #: Listener protocol -> request type that patches such a listener in place.
-_LISTENER_UPDATE: Final = {"TCP": "UPDATE_TCP_LISTENER"}
+_LISTENER_UPDATE: Final = {"HTTP": "UPDATE_HTTP_LISTENER", "TCP": "UPDATE_TCP_LISTENER"}
 #: Listener protocol -> fields its UPDATE request can change (``address`` and ``active`` can't).
 _LISTENER_UPDATABLE: Final = {
+    "HTTP": (
+        "public_address",
+        "expect_proxy",
+        "sticky_name",
+        "front_timeout",
+        "back_timeout",
+        "connect_timeout",
+        "request_timeout",
+        "answers",
+        "sozu_id_header",
+        "elide_x_real_ip",
+        "send_x_real_ip",
+    ),
     "TCP": ("public_address", "expect_proxy", "front_timeout", "back_timeout", "connect_timeout"),
 }
+
+#: An HTTP frontend's identity: address, host name, path kind, path value, method ("" for
+#: any) and position.  Every part is a string, so keys sort and hash canonically.
+_HttpFrontendKey = tuple[str, str, str, str, str, str]
 
 
 class StateError(ValueError):
@@ -84,13 +129,42 @@ def _backend_key(backend: dict[str, Any]) -> tuple[str, str]:
     return (backend["backend_id"], backend["address"])
 
 
+def _http_frontend_key(front: dict[str, Any]) -> _HttpFrontendKey:
+    path = front["path"]
+    return (
+        front["address"],
+        front["hostname"],
+        path["kind"],
+        path["value"],
+        front["method"] or "",
+        front["position"],
+    )
+
+
+def _describe_http_frontend(front: dict[str, Any]) -> str:
+    """A frontend rule in words, for error messages."""
+    path = front["path"]
+    text = f"{front['hostname']} {path['kind']} {path['value']!r} on {front['address']}"
+    if front["method"]:
+        text += f", method {front['method']}"
+    if front["position"] != "TREE":
+        text += f", position {front['position']}"
+    return text
+
+
+def _owner(cluster_id: str | None) -> str:
+    return "no cluster" if cluster_id is None else f"cluster {cluster_id!r}"
+
+
 class ConfigState:
     """Clusters, backends, listeners and frontends, keyed as Sōzu keys them.
 
     Stored values are the normalised ``fields`` of the requests that created them:
-    clusters by id (ADD_CLUSTER fields), backends per cluster (ADD_BACKEND fields, sorted by
-    ``(backend_id, address)``), listeners per protocol by address (ADD_*_LISTENER fields,
-    including ``active``), TCP frontends by address (``cluster_id``, ``address``, ``tags``).
+    clusters by id (ADD_CLUSTER fields, ``health_check`` included), backends per cluster
+    (ADD_BACKEND fields, sorted by ``(backend_id, address)``), listeners per protocol by
+    address (ADD_*_LISTENER fields, including ``active``), TCP frontends by address
+    (``cluster_id``, ``address``, ``tags``), HTTP frontends by rule (ADD_HTTP_FRONTEND
+    fields), and the global ``max_connections_per_ip``.
     """
 
     def __init__(self) -> None:
@@ -98,6 +172,8 @@ class ConfigState:
         self._backends: dict[str, list[dict[str, Any]]] = {}
         self._listeners: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in _LISTENER_ADD}
         self._tcp_frontends: dict[str, dict[str, Any]] = {}
+        self._http_frontends: dict[_HttpFrontendKey, dict[str, Any]] = {}
+        self._max_connections_per_ip = 0
         self._handlers: dict[str, tuple[Callable[[Request], None], Callable[[Request], bool]]] = {
             "ADD_CLUSTER": (self._check_nothing, self._add_cluster),
             "REMOVE_CLUSTER": (self._check_remove_cluster, self._remove_cluster),
@@ -110,6 +186,19 @@ class ConfigState:
             "DEACTIVATE_LISTENER": (self._check_listener_exists, self._deactivate_listener),
             "ADD_TCP_FRONTEND": (self._check_add_tcp_frontend, self._add_tcp_frontend),
             "REMOVE_TCP_FRONTEND": (self._check_remove_tcp_frontend, self._remove_tcp_frontend),
+            "ADD_HTTP_LISTENER": (self._check_add_listener, self._add_listener),
+            "UPDATE_HTTP_LISTENER": (self._check_update_listener, self._update_listener),
+            "ADD_HTTP_FRONTEND": (self._check_add_http_frontend, self._add_http_frontend),
+            "REMOVE_HTTP_FRONTEND": (
+                self._check_remove_http_frontend,
+                self._remove_http_frontend,
+            ),
+            "SET_HEALTH_CHECK": (self._check_set_health_check, self._set_health_check),
+            "REMOVE_HEALTH_CHECK": (self._check_remove_health_check, self._remove_health_check),
+            "SET_MAX_CONNECTIONS_PER_IP": (
+                self._check_nothing,
+                self._set_max_connections_per_ip,
+            ),
         }
 
     @classmethod
@@ -127,6 +216,8 @@ class ConfigState:
         other._backends = copy.deepcopy(self._backends)
         other._listeners = copy.deepcopy(self._listeners)
         other._tcp_frontends = copy.deepcopy(self._tcp_frontends)
+        other._http_frontends = copy.deepcopy(self._http_frontends)
+        other._max_connections_per_ip = self._max_connections_per_ip
         return other
 
     def __eq__(self, other: object) -> bool:
@@ -141,7 +232,8 @@ class ConfigState:
         backends = sum(len(v) for v in self._backends.values())
         return (
             f"<ConfigState clusters={len(self._clusters)} backends={backends} "
-            f"listeners={listeners} tcp_frontends={len(self._tcp_frontends)}>"
+            f"listeners={listeners} tcp_frontends={len(self._tcp_frontends)} "
+            f"http_frontends={len(self._http_frontends)}>"
         )
 
     # ----------------------------------------------------------------------------------------
@@ -166,7 +258,8 @@ class ConfigState:
 
     @staticmethod
     def _check_nothing(request: Request) -> None:
-        """ADD_CLUSTER is an upsert, as in Sōzu: re-adding replaces the configuration."""
+        """Requests that fit any state: ADD_CLUSTER is an upsert, as in Sōzu (re-adding
+        replaces the configuration), and the global per-IP limit always has a value."""
 
     def _need_cluster(self, cluster_id: str, what: str) -> None:
         if cluster_id not in self._clusters:
@@ -188,6 +281,8 @@ class ConfigState:
         self._backends.pop(cluster_id, None)
         for address in [a for a, f in self._tcp_frontends.items() if f["cluster_id"] == cluster_id]:
             del self._tcp_frontends[address]
+        for key in [k for k, f in self._http_frontends.items() if f["cluster_id"] == cluster_id]:
+            del self._http_frontends[key]
         return True
 
     def _check_add_backend(self, request: Request) -> None:
@@ -271,8 +366,11 @@ class ConfigState:
         listener = self._find_listener(proxy, request["address"])
         changed = False
         for name, value in request.fields.items():
+            if name == "answers" and value is not None:
+                # Merged per status code; an empty template keeps the current one (Sōzu).
+                value = {**listener["answers"], **{k: v for k, v in value.items() if v}}
             if name != "address" and value is not None and listener[name] != value:
-                listener[name] = value
+                listener[name] = copy.deepcopy(value)
                 changed = True
         return changed
 
@@ -319,6 +417,61 @@ class ConfigState:
         del self._tcp_frontends[request["address"]]
         return True
 
+    def _check_add_http_frontend(self, request: Request) -> None:
+        cluster_id = request["cluster_id"]
+        if cluster_id is not None:
+            self._need_cluster(
+                cluster_id, f"ADD_HTTP_FRONTEND {_describe_http_frontend(request.fields)}"
+            )
+        existing = self._http_frontends.get(_http_frontend_key(request.fields))
+        if existing is not None:
+            raise StateError(
+                f"HTTP frontend {_describe_http_frontend(request.fields)} already exists "
+                f"({_owner(existing['cluster_id'])})"
+            )
+
+    def _add_http_frontend(self, request: Request) -> bool:
+        self._http_frontends[_http_frontend_key(request.fields)] = copy.deepcopy(request.fields)
+        return True
+
+    def _check_remove_http_frontend(self, request: Request) -> None:
+        existing = self._http_frontends.get(_http_frontend_key(request.fields))
+        if existing is None or existing["cluster_id"] != request["cluster_id"]:
+            raise StateError(
+                f"HTTP frontend {_describe_http_frontend(request.fields)} not found for "
+                f"{_owner(request['cluster_id'])}"
+            )
+
+    def _remove_http_frontend(self, request: Request) -> bool:
+        del self._http_frontends[_http_frontend_key(request.fields)]
+        return True
+
+    def _check_set_health_check(self, request: Request) -> None:
+        self._need_cluster(request["cluster_id"], "SET_HEALTH_CHECK")
+
+    def _set_health_check(self, request: Request) -> bool:
+        cluster = self._clusters[request["cluster_id"]]
+        if cluster["health_check"] == request["config"]:
+            return False
+        cluster["health_check"] = copy.deepcopy(request["config"])
+        return True
+
+    def _check_remove_health_check(self, request: Request) -> None:
+        cluster_id = request["cluster_id"]
+        self._need_cluster(cluster_id, "REMOVE_HEALTH_CHECK")
+        if self._clusters[cluster_id]["health_check"] is None:
+            raise StateError(f"cluster {cluster_id!r} has no health check")
+
+    def _remove_health_check(self, request: Request) -> bool:
+        self._clusters[request["cluster_id"]]["health_check"] = None
+        return True
+
+    def _set_max_connections_per_ip(self, request: Request) -> bool:
+        if self._max_connections_per_ip == request["limit"]:
+            return False
+        self._max_connections_per_ip = request["limit"]
+        return True
+
     # ----------------------------------------------------------------------------------------
     # Rebuilding and diffing
     # ----------------------------------------------------------------------------------------
@@ -326,8 +479,9 @@ class ConfigState:
     def generate_requests(self, id_prefix: str = "SAVE") -> list[Request]:
         """Requests that rebuild this state from empty, with ids ``SAVE-0``, ``SAVE-1``, …
 
-        Order: listeners (inactive), clusters, frontends, backends, then ACTIVATE_LISTENER
-        for active listeners, so a worker binds sockets only once routing is in place.
+        Order: listeners (inactive), the global per-IP limit (when set), clusters, frontends
+        (TCP, then HTTP), backends, then ACTIVATE_LISTENER for active listeners, so a worker
+        binds sockets only once routing is in place.
         """
         listeners = [
             (proxy, address, by_address[address])
@@ -337,8 +491,11 @@ class ConfigState:
         items: list[tuple[str, dict[str, Any]]] = [
             (_LISTENER_ADD[proxy], {**config, "active": False}) for proxy, _, config in listeners
         ]
+        if self._max_connections_per_ip:
+            items.append(("SET_MAX_CONNECTIONS_PER_IP", {"limit": self._max_connections_per_ip}))
         items.extend(("ADD_CLUSTER", self._clusters[c]) for c in sorted(self._clusters))
         items.extend(("ADD_TCP_FRONTEND", f) for _, f in sorted(self._tcp_frontends.items()))
+        items.extend(("ADD_HTTP_FRONTEND", f) for _, f in sorted(self._http_frontends.items()))
         for cluster_id in sorted(self._backends):
             items.extend(("ADD_BACKEND", backend) for backend in self._backends[cluster_id])
         items.extend(
@@ -352,11 +509,13 @@ class ConfigState:
         """Requests that turn ``self`` into ``other``, each valid when applied in order.
 
         Removals come first (frontends, backends, clusters, then listeners, deactivated
-        before removal), then additions (listeners, clusters, frontends, backends) and
-        activations.  A changed listener becomes UPDATE_*_LISTENER unless a field the update
-        cannot express changed (``public_address`` unset): then it is removed and re-added.
-        A changed cluster is re-sent as ADD_CLUSTER (an upsert); a changed backend with the
-        same id and address is re-sent as ADD_BACKEND; anything else is remove + add.
+        before removal), then additions (listeners, the per-IP limit, clusters, frontends,
+        backends) and activations.  A changed listener becomes UPDATE_*_LISTENER unless a
+        change the update cannot express happened (``public_address`` unset, an answer
+        template dropped): then it is removed and re-added.  A changed cluster (its health
+        check included) is re-sent as ADD_CLUSTER (an upsert); a changed backend with the
+        same id and address is re-sent as ADD_BACKEND; a changed frontend, and anything
+        else, is remove + add.
         """
         removals: list[tuple[str, dict[str, Any]]] = []
         additions: list[tuple[str, dict[str, Any]]] = []
@@ -365,6 +524,9 @@ class ConfigState:
         for address, front in sorted(self._tcp_frontends.items()):
             if other._tcp_frontends.get(address) != front:
                 removals.append(("REMOVE_TCP_FRONTEND", front))
+        for key, http_front in sorted(self._http_frontends.items()):
+            if other._http_frontends.get(key) != http_front:
+                removals.append(("REMOVE_HTTP_FRONTEND", http_front))
         for cluster_id, backends in sorted(self._backends.items()):
             theirs = {_backend_key(b) for b in other._backends.get(cluster_id, ())}
             removals.extend(
@@ -383,12 +545,7 @@ class ConfigState:
             for address in sorted(mine.keys() | theirs_by_address.keys()):
                 old, new = mine.get(address), theirs_by_address.get(address)
                 ref = {"address": address, "proxy": proxy}
-                replace = (
-                    old is not None
-                    and new is not None
-                    and old["public_address"] is not None
-                    and new["public_address"] is None
-                )
+                replace = old is not None and new is not None and _update_cannot_express(old, new)
                 if old is not None and (new is None or replace):
                     if old["active"]:
                         removals.append(("DEACTIVATE_LISTENER", ref))
@@ -404,6 +561,12 @@ class ConfigState:
                 patch = {
                     name: new[name] for name in _LISTENER_UPDATABLE[proxy] if new[name] != old[name]
                 }
+                if "answers" in patch:  # only what changed: the update merges per code
+                    patch["answers"] = {
+                        code: template
+                        for code, template in new["answers"].items()
+                        if old["answers"].get(code) != template
+                    }
                 if patch:
                     additions.append((_LISTENER_UPDATE[proxy], {"address": address, **patch}))
                 if old["active"] and not new["active"]:
@@ -411,12 +574,19 @@ class ConfigState:
                 elif new["active"] and not old["active"]:
                     activations.append(("ACTIVATE_LISTENER", ref))
 
+        if other._max_connections_per_ip != self._max_connections_per_ip:
+            additions.append(
+                ("SET_MAX_CONNECTIONS_PER_IP", {"limit": other._max_connections_per_ip})
+            )
         for cluster_id, config in sorted(other._clusters.items()):
             if self._clusters.get(cluster_id) != config:
                 additions.append(("ADD_CLUSTER", config))
         for address, front in sorted(other._tcp_frontends.items()):
             if self._tcp_frontends.get(address) != front:
                 additions.append(("ADD_TCP_FRONTEND", front))
+        for key, http_front in sorted(other._http_frontends.items()):
+            if self._http_frontends.get(key) != http_front:
+                additions.append(("ADD_HTTP_FRONTEND", http_front))
         for cluster_id, backends in sorted(other._backends.items()):
             mine_by_key = {_backend_key(b): b for b in self._backends.get(cluster_id, ())}
             additions.extend(
@@ -484,6 +654,8 @@ class ConfigState:
             "backends": {k: sorted(v, key=_backend_key) for k, v in self._backends.items() if v},
             "listeners": self._listeners,
             "tcp_frontends": self._tcp_frontends,
+            "http_frontends": [f for _, f in sorted(self._http_frontends.items())],
+            "max_connections_per_ip": self._max_connections_per_ip,
         }
 
     def hash(self) -> str:
@@ -491,7 +663,8 @@ class ConfigState:
         return hashlib.sha256(_canonical(self._content())).hexdigest()
 
     def cluster_hashes(self) -> dict[str, int]:
-        """Per cluster, a 64-bit digest of its configuration, frontends and backends."""
+        """Per cluster, a 64-bit digest of its configuration (health check included),
+        frontends and backends."""
         return {
             cluster_id: int.from_bytes(
                 hashlib.sha256(_canonical(self._cluster_info(cluster_id))).digest()[:8], "big"
@@ -502,6 +675,9 @@ class ConfigState:
     def _cluster_info(self, cluster_id: str) -> dict[str, Any]:
         return {
             "configuration": self._clusters[cluster_id],
+            "http_frontends": [
+                f for _, f in sorted(self._http_frontends.items()) if f["cluster_id"] == cluster_id
+            ],
             "tcp_frontends": [
                 f for _, f in sorted(self._tcp_frontends.items()) if f["cluster_id"] == cluster_id
             ],
@@ -509,13 +685,50 @@ class ConfigState:
         }
 
     def query_cluster(self, cluster_id: str) -> dict[str, Any]:
-        """Sōzu's ``ClusterInformation``: configuration, TCP frontends and backends."""
+        """Sōzu's ``ClusterInformation``: configuration, HTTP and TCP frontends, backends."""
         if cluster_id not in self._clusters:
             raise StateError(f"cluster {cluster_id!r} not found")
         return copy.deepcopy(self._cluster_info(cluster_id))
 
+    def query_clusters_by_domain(
+        self, hostname: str, path: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Sōzu's QueryClustersByDomain: the :meth:`query_cluster` answers, by cluster id, of
+        the clusters with an HTTP frontend on exactly ``hostname`` and, when ``path`` is
+        given, whose path rule's value is exactly ``path`` (Sōzu's ``domain_check``: the rule
+        is compared, not matched against a request path; a wildcard or regex frontend is
+        found by its own spelling).  Routes without a cluster are not clusters' and are
+        skipped."""
+        try:
+            host = normalise_hostname(hostname)
+        except CommandError as exc:
+            raise StateError(f"hostname: {exc}") from None
+        cluster_ids = {
+            f["cluster_id"]
+            for f in self._http_frontends.values()
+            if f["cluster_id"] is not None
+            and f["hostname"] == host
+            and (path is None or f["path"]["value"] == path)
+        }
+        return [self.query_cluster(cluster_id) for cluster_id in sorted(cluster_ids)]
+
+    def health_checks(self, cluster_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """Sōzu's ``HealthChecksList``: cluster id -> health check, for the clusters that have
+        one (only ``cluster_id``'s when given)."""
+        return {
+            cid: copy.deepcopy(config["health_check"])
+            for cid, config in sorted(self._clusters.items())
+            if config["health_check"] is not None and cluster_id in (None, cid)
+        }
+
+    @property
+    def max_connections_per_ip(self) -> int:
+        """The global per-(cluster, source IP) connection limit; 0 is unlimited."""
+        return self._max_connections_per_ip
+
     def list_listeners(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """Sōzu's ``ListenersList``: ``{"tcp_listeners": {address: config}}``."""
+        """Sōzu's ``ListenersList``: ``{"http_listeners": {address: config},
+        "tcp_listeners": {…}}``."""
         return {
             f"{proxy.lower()}_listeners": copy.deepcopy(dict(sorted(by_address.items())))
             for proxy, by_address in self._listeners.items()
@@ -539,6 +752,25 @@ class ConfigState:
     def tcp_frontends(self) -> dict[str, dict[str, Any]]:
         """Address -> ADD_TCP_FRONTEND fields (a copy)."""
         return copy.deepcopy(self._tcp_frontends)
+
+    @property
+    def http_listeners(self) -> dict[str, dict[str, Any]]:
+        """Address -> ADD_HTTP_LISTENER fields, ``active`` included (a copy)."""
+        return copy.deepcopy(self._listeners["HTTP"])
+
+    @property
+    def http_frontends(self) -> list[dict[str, Any]]:
+        """ADD_HTTP_FRONTEND fields of every HTTP frontend, sorted by rule (a copy)."""
+        return [copy.deepcopy(f) for _, f in sorted(self._http_frontends.items())]
+
+
+def _update_cannot_express(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether turning listener ``old`` into ``new`` needs remove + add: an UPDATE cannot
+    unset ``public_address`` (None means "keep") nor drop an answer template (it merges)."""
+    if old["public_address"] is not None and new["public_address"] is None:
+        return True
+    old_answers = old.get("answers")
+    return old_answers is not None and not old_answers.keys() <= new["answers"].keys()
 
 
 def _pick(fields: dict[str, Any], *names: str) -> dict[str, Any]:

@@ -45,6 +45,14 @@ log = logging.getLogger("pysozu.worker")
 Handler = Callable[[Request, Reply], dict[str, Any] | None]
 
 
+#: Request types the command layer validates but this worker does not carry out yet: they
+#: are answered with a FAILURE that says so (never a silent OK).
+NOT_YET_SUPPORTED = frozenset({
+    "SET_HEALTH_CHECK", "REMOVE_HEALTH_CHECK", "QUERY_HEALTH_CHECKS",
+    "SET_MAX_CONNECTIONS_PER_IP", "QUERY_MAX_CONNECTIONS_PER_IP",
+})
+
+
 class RequestFailed(Exception):
     """A request was refused while building a worker from a configuration."""
 
@@ -177,7 +185,10 @@ class Worker:
         """Carry out a validated request; every outcome is answered through ``reply``."""
         handler = self._handlers.get(request.type)
         if handler is None:
-            reply(failure(request.id, f"request type {request.type} is not handled by workers"))
+            if request.type in NOT_YET_SUPPORTED:
+                reply(failure(request.id, f"{request.type} is not supported by this worker yet"))
+            else:
+                reply(failure(request.id, f"request type {request.type} is not handled by workers"))
             return
         try:
             answer = handler(request, reply)
@@ -519,11 +530,13 @@ class Worker:
 
     def _list_listeners(self, request: Request, reply: Reply) -> dict[str, Any]:
         content = self.state.list_listeners()
-        for address, listener_config in content.get("tcp_listeners", {}).items():
-            listener = self.server.listeners.get(address)
-            if listener is not None and listener.bound_address is not None:
-                listener_config = dict(listener_config, bound_address=listener.bound_address)
-                content["tcp_listeners"][address] = listener_config
+        for kind in ("tcp_listeners", "http_listeners"):
+            for address, listener_config in content.get(kind, {}).items():
+                listener = self.server.listeners.get(address)
+                if listener is not None and listener.bound_address is not None:
+                    content[kind][address] = dict(
+                        listener_config, bound_address=listener.bound_address
+                    )
         return ok(request.id, "", content)
 
 

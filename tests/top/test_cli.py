@@ -308,6 +308,46 @@ def test_live_reconfiguration(
     assert listen not in proxy.ok("listener", "list")
 
 
+def test_http_and_runtime_verbs_reach_the_worker(running: tuple[ProxyProcess, str]) -> None:
+    """The verbs of the HTTP issue send well-formed requests to a live proxy. Until the worker
+    carries them out it refuses them by type (a FAILURE, exit 1, its message on stderr); a
+    verb it handles answers OK. Either way the proxy goes on serving."""
+    proxy, listen = running
+    http_listen = free_address()
+    verbs = [
+        ["listener", "add", http_listen, "--http", "--sticky-name", "LB", "--inactive"],
+        ["listener", "update", http_listen, "--http", "--request-timeout", "3"],
+        ["frontend", "add", "app", http_listen, "--http", "--hostname", "example.com"],
+        ["frontend", "remove", "app", http_listen, "--http", "--hostname", "example.com"],
+        ["query", "domain", "example.com", "--path", "/"],
+        ["metrics", "--cluster", "app"],
+        ["metrics", "--clear"],
+        ["logging", "info"],
+        ["health-check", "set", "app", "--uri", "/health", "--interval", "5"],
+        ["health-check", "list"],
+        ["health-check", "remove", "app"],
+        ["max-connections-per-ip", "5"],
+        ["max-connections-per-ip"],
+    ]
+    for argv in verbs:
+        result = proxy.cli(*argv)
+        assert "Traceback" not in result.stderr, (argv, result.stderr)
+        if result.returncode == 0:
+            continue
+        assert result.returncode == 1, (argv, result.stderr)
+        assert result.stderr.startswith("pysozu: error: "), (argv, result.stderr)
+        assert "not handled by workers" in result.stderr or "not supported" in result.stderr, (
+            argv,
+            result.stderr,
+        )
+    # A malformed value is refused by the worker's request check, whatever it supports.
+    result = proxy.cli("logging", "loud")
+    assert result.returncode == 1
+    assert "invalid log level in 'loud'" in result.stderr
+    assert round_trip(listen, b"still serving") == b"still serving"
+    assert "worker running" in proxy.ok("status")
+
+
 def test_listener_add_inactive(running: tuple[ProxyProcess, str]) -> None:
     proxy, _ = running
     listen = free_address()
@@ -568,7 +608,21 @@ def test_default_config_serves_the_demo_backend(workdir: Path) -> None:
 def test_help_and_version(workdir: Path) -> None:
     result = run_cli("--help", cwd=workdir)
     assert result.returncode == 0
-    for verb in ("start", "status", "state", "cluster", "backend", "listener", "frontend", "stop"):
+    for verb in (
+        "start",
+        "status",
+        "state",
+        "cluster",
+        "backend",
+        "listener",
+        "frontend",
+        "stop",
+        "query",
+        "metrics",
+        "logging",
+        "health-check",
+        "max-connections-per-ip",
+    ):
         assert verb in result.stdout
     result = run_cli("--version", cwd=workdir)
     assert result.returncode == 0

@@ -335,6 +335,7 @@ def test_command_error_is_a_value_error() -> None:
                 "www_authenticate": None,
                 "max_connections_per_ip": None,
                 "retry_after": None,
+                "health_check": None,
             },
         ),
         (
@@ -434,6 +435,20 @@ def test_every_request_type_is_covered_by_the_defaults_table() -> None:
         "DEACTIVATE_LISTENER",
         "ADD_TCP_FRONTEND",
         "REMOVE_TCP_FRONTEND",
+        # HTTP and runtime requests: their defaults are in test_command_http.py
+        "ADD_HTTP_LISTENER",
+        "UPDATE_HTTP_LISTENER",
+        "ADD_HTTP_FRONTEND",
+        "REMOVE_HTTP_FRONTEND",
+        "QUERY_CLUSTERS_BY_DOMAIN",
+        "QUERY_METRICS",
+        "CONFIGURE_METRICS",
+        "LOGGING",
+        "SET_HEALTH_CHECK",
+        "REMOVE_HEALTH_CHECK",
+        "QUERY_HEALTH_CHECKS",
+        "SET_MAX_CONNECTIONS_PER_IP",
+        "QUERY_MAX_CONNECTIONS_PER_IP",
     }
     assert set(REQUEST_SPECS) == covered
 

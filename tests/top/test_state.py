@@ -100,8 +100,8 @@ CHECK_ERRORS: list[tuple[str, list[Request], Request, str]] = [
     ("remove frontend of another cluster", [cluster("a"), cluster("b"), frontend("a")],
      req("REMOVE_TCP_FRONTEND", cluster_id="b", address=L1),
      "TCP frontend 127.0.0.1:8080 not found for cluster 'b'"),
-    ("unhandled type", [], Request("t", "ADD_HTTP_LISTENER", {}),
-     "request type 'ADD_HTTP_LISTENER' is not handled by ConfigState"),
+    ("unhandled type", [], Request("t", "ADD_HTTPS_LISTENER", {}),
+     "request type 'ADD_HTTPS_LISTENER' is not handled by ConfigState"),
 ]  # fmt: skip
 
 
@@ -288,7 +288,8 @@ def test_generate_requests_order_and_ids() -> None:
 def test_query_cluster_and_list_listeners() -> None:
     state = populated()
     info = state.query_cluster("app")
-    assert set(info) == {"configuration", "tcp_frontends", "backends"}
+    assert set(info) == {"configuration", "http_frontends", "tcp_frontends", "backends"}
+    assert info["http_frontends"] == []
     assert info["configuration"]["load_balancing"] == "RANDOM"
     assert info["tcp_frontends"] == [{"cluster_id": "app", "address": L1, "tags": {"owner": "me"}}]
     assert [b["backend_id"] for b in info["backends"]] == ["b1", "b2"]
@@ -297,11 +298,12 @@ def test_query_cluster_and_list_listeners() -> None:
         state.query_cluster("nope")
 
     listeners = state.list_listeners()
-    assert list(listeners) == ["tcp_listeners"]
+    assert list(listeners) == ["http_listeners", "tcp_listeners"]
+    assert listeners["http_listeners"] == {}
     assert listeners["tcp_listeners"][L1]["active"] is True
     assert listeners["tcp_listeners"][L2]["expect_proxy"] is True
     assert listeners["tcp_listeners"][L2]["front_timeout"] == 5
-    assert ConfigState().list_listeners() == {"tcp_listeners": {}}
+    assert ConfigState().list_listeners() == {"http_listeners": {}, "tcp_listeners": {}}
 
 
 def test_accessors_return_copies() -> None:
@@ -520,6 +522,69 @@ _frontend_request = st.builds(
     st.sampled_from(_ADDRESSES),
     st.sampled_from([{}, {"k": "v"}]),
 )
+_ANSWERS = [{}, {"503": "x"}, {"503": "y", "404": "z"}]
+_http_listener_request = st.builds(
+    lambda a, pub, sticky, answers, rt, act: req(
+        "ADD_HTTP_LISTENER",
+        address=a,
+        public_address=pub,
+        sticky_name=sticky,
+        answers=answers,
+        request_timeout=rt,
+        active=act,
+    ),
+    st.sampled_from(_ADDRESSES),
+    st.none() | st.sampled_from(_ADDRESSES),
+    st.sampled_from(["A", "B"]),
+    st.sampled_from(_ANSWERS),
+    st.integers(0, 2),
+    st.booleans(),
+)
+_http_listener_update = st.builds(
+    lambda a, sticky, answers, rt: req(
+        "UPDATE_HTTP_LISTENER", address=a, sticky_name=sticky, answers=answers, request_timeout=rt
+    ),
+    st.sampled_from(_ADDRESSES),
+    st.none() | st.sampled_from(["A", "C"]),
+    st.none() | st.sampled_from([*_ANSWERS, {"503": ""}, {"502": "w"}]),
+    st.none() | st.integers(0, 2),
+)
+
+
+def _http_frontend(request_type: str) -> st.SearchStrategy[Request]:
+    return st.builds(
+        lambda c, a, host, path, method, position, tags, redirect, headers: req(
+            request_type,
+            cluster_id=c,
+            address=a,
+            hostname=host,
+            path={"kind": path[0], "value": path[1]},
+            method=method,
+            position=position,
+            tags=tags,
+            redirect=redirect,
+            headers=headers,
+        ),
+        st.none() | st.sampled_from(_CLUSTERS),
+        st.sampled_from(_ADDRESSES[:2]),
+        st.sampled_from(["a.test", "B.test", "*.a.test"]),
+        st.sampled_from([("PREFIX", ""), ("PREFIX", "/x"), ("EQUALS", "/x"), ("REGEX", "^/y")]),
+        st.sampled_from([None, "GET"]),
+        st.sampled_from(["TREE", "PRE"]),
+        st.sampled_from([{}, {"k": "v"}]),
+        st.sampled_from(["FORWARD", "PERMANENT"]),
+        st.sampled_from([[], [{"position": "REQUEST", "key": "X-A", "val": ""}]]),
+    )
+
+
+_health_check_request = st.builds(
+    lambda c, uri, interval: req(
+        "SET_HEALTH_CHECK", cluster_id=c, config={"uri": uri, "interval": interval}
+    ),
+    st.sampled_from(_CLUSTERS),
+    st.sampled_from(["/a", "/b"]),
+    st.integers(1, 2),
+)
 _any_request = st.one_of(
     _cluster_request,
     _backend_request,
@@ -527,13 +592,27 @@ _any_request = st.one_of(
     _listener_request,
     _frontend_request,
     _frontend_request,
+    _http_listener_request,
+    _http_listener_update,
+    _http_frontend("ADD_HTTP_FRONTEND"),
+    _http_frontend("ADD_HTTP_FRONTEND"),
+    _http_frontend("REMOVE_HTTP_FRONTEND"),
+    _health_check_request,
+    st.builds(lambda c: req("REMOVE_HEALTH_CHECK", cluster_id=c), st.sampled_from(_CLUSTERS)),
+    st.builds(lambda n: req("SET_MAX_CONNECTIONS_PER_IP", limit=n), st.integers(0, 2)),
     st.builds(lambda c: req("REMOVE_CLUSTER", cluster_id=c), st.sampled_from(_CLUSTERS)),
     st.builds(
-        lambda a, on: req(
-            "ACTIVATE_LISTENER" if on else "DEACTIVATE_LISTENER", address=a, proxy="TCP"
+        lambda a, on, proxy: req(
+            "ACTIVATE_LISTENER" if on else "DEACTIVATE_LISTENER", address=a, proxy=proxy
         ),
         st.sampled_from(_ADDRESSES),
         st.booleans(),
+        st.sampled_from(["TCP", "HTTP"]),
+    ),
+    st.builds(
+        lambda a, proxy: req("REMOVE_LISTENER", address=a, proxy=proxy),
+        st.sampled_from(_ADDRESSES),
+        st.sampled_from(["TCP", "HTTP"]),
     ),
 )
 

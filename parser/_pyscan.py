@@ -1,0 +1,382 @@
+"""The pure-Python head scanner: ``scan_head`` exactly as ``parser/SCANNER.md`` specifies.
+
+Theory of operation
+-------------------
+The contract is written as six ordered steps because the order decides which error wins.
+Running them in that order, byte by byte, would cost ~100 µs per head in Python, so this
+module has two paths that must agree on every input:
+
+* the **fast path** (``scan_head``) handles the common case, a complete and valid head, with
+  a handful of C-level calls: ``bytes.find`` for the end of the head, one regex for the start
+  line, one ``findall`` for all header lines, and ``itertools.accumulate`` over the lengths
+  of the matched groups to turn them into offsets. No Python code runs per header. The
+  line patterns only accept CR and LF as a final CRLF, so a head whose every line matches
+  contains no bare CR or LF (step 4 is implied); the header matches are checked to *tile*
+  the header block (non-overlapping matches whose lengths add up to the block's length
+  cover it exactly), so a line ``findall`` skipped cannot go unnoticed.
+* the **reference path** (``_reference``) is the contract transcribed step by step. It
+  runs when the fast path has no answer: the head is incomplete (no ``\\n\\r\\n`` yet, which
+  is cheap: only the search for the end runs), too large, ended by a bare ``\\n\\n``, or
+  invalid. It finds the exact error code and offset, using regexes for each "first byte
+  that is not in class X" so that even an attacker's 16 KiB head costs no per-byte loop.
+
+``tests/parser/test_differential.py`` holds the two paths (and the native scanner) to the
+same answers on random and mutated input.
+
+Neither path copies the caller's buffer: ``bytes``, ``bytearray`` and ``memoryview`` all
+support the regex engine, and ``findall`` returns ``bytes`` groups whatever the input type.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import chain
+from operator import itemgetter
+from typing import Final
+
+from .errors import (
+    BAD_HEADER_NAME,
+    BAD_HEADER_VALUE,
+    BAD_METHOD,
+    BAD_REASON,
+    BAD_STATUS,
+    BAD_TARGET,
+    BAD_VERSION,
+    BARE_CR,
+    BARE_LF,
+    HEAD_TOO_LARGE,
+    OBS_FOLD,
+    TOO_MANY_HEADERS,
+    URI_TOO_LONG,
+    VERSION_NOT_SUPPORTED,
+    WS_BEFORE_COLON,
+)
+
+__all__ = ["HEADER_IDS", "scan_head"]
+
+Buffer = bytes | bytearray | memoryview
+
+# Header ids of the contract (0 = any other name); keys are lowercase.
+HEADER_IDS: Final[dict[bytes, int]] = {
+    b"content-length": 1,
+    b"transfer-encoding": 2,
+    b"connection": 3,
+    b"host": 4,
+    b"upgrade": 5,
+    b"expect": 6,
+    b"cookie": 7,
+    b"te": 8,
+    b"trailer": 9,
+    b"keep-alive": 10,
+    b"proxy-connection": 11,
+    b"x-forwarded-for": 12,
+    b"forwarded": 13,
+    b"x-forwarded-proto": 14,
+    b"x-forwarded-port": 15,
+    b"x-real-ip": 16,
+    b"x-request-id": 17,
+}
+
+
+class _IdCache(dict[bytes, int]):
+    """Header name exactly as received -> id, filled on first sight of each spelling.
+
+    Looking the raw name up saves lowercasing every name of every head: ``map`` over
+    ``__getitem__`` stays in C on a hit, and ``__missing__`` runs once per new spelling.
+    The cache stops growing at ``_ID_CACHE_MAX`` entries so that a peer sending random
+    names cannot make it grow without bound (misses are then computed, not stored).
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, name: bytes) -> int:
+        hid = HEADER_IDS.get(name.lower(), 0)
+        if len(self) < _ID_CACHE_MAX:
+            self[name] = hid
+        return hid
+
+
+_ID_CACHE_MAX: Final = 4096
+_IDS = _IdCache()
+for _name, _hid in HEADER_IDS.items():
+    _IDS[_name] = _hid
+    _IDS[b"-".join(part.capitalize() for part in _name.split(b"-"))] = _hid
+_IDS[b"TE"] = 8
+_IDS[b"X-Real-IP"] = 16
+_IDS[b"X-Request-ID"] = 17
+_header_id = _IDS.__getitem__
+
+# RFC 9110 §5.6.2 tchar, and the byte classes of SCANNER.md.
+_TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
+_VISIBLE = rb"\x21-\x7e\x80-\xff"  # VCHAR / obs-text: a value's first and last byte
+_FIELD = rb"\t\x20-\x7e\x80-\xff"  # HTAB / SP / VCHAR / obs-text: any value or reason byte
+
+# Fast path. Each pattern accepts CR and LF only as a line's final CRLF, so a match that
+# ends on the empty line has also passed step 4. A header line is two groups, the name and
+# the trimmed value: their spans are the four offsets SCANNER.md wants. The OWS after the
+# colon is possessive so that a line of spaces ending in a bad byte fails in linear time.
+_LINE = rb"([%s]+):[ \t]*+((?:[%s]*[%s])?)[ \t]*\r\n" % (_TCHAR, _FIELD, _VISIBLE)
+
+
+def _nested(count: int) -> bytes:
+    """``(?:LINE(?:LINE(?:...)?)?)?``: up to ``count`` header lines in one match.
+
+    One match of a long pattern costs far less than one match per line (the regex engine's
+    per-call overhead dominates short lines), and ``Match.regs`` then hands back every span
+    at once. Nesting (rather than ``(?:LINE)?`` repeated) stops at the first line that does
+    not match instead of retrying the same text ``count`` times.
+    """
+    pattern = b""
+    for _ in range(count):
+        pattern = b"(?:" + _LINE + pattern + b")?"
+    return pattern
+
+
+_CHUNK: Final = 16  # header lines per match; heads with more are matched in several pieces
+_REQUEST_HEAD = re.compile(rb"([%s]+) ([\x21-\x7e]+) HTTP/1\.([0-9])\r\n" % _TCHAR
+                           + _nested(_CHUNK))
+_RESPONSE_HEAD = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9][0-9])(?:\r\n| ([%s]*)\r\n)" % _FIELD
+                            + _nested(_CHUNK))
+_MORE_LINES = re.compile(_nested(_CHUNK))
+_FIRST_LINE_GROUP: Final = 4  # in both head patterns: 3 start-line groups, then the lines
+
+# For n header lines whose name groups start at group g: the groups to fetch the names with
+# (the first index repeats so that Match.group always returns a tuple), and a shuffle that
+# turns [id..., ns, ne, vs, ve, ...] into SCANNER.md's [id, ns, ne, vs, ve, ...].
+_NAME_GROUPS: Final = {
+    (g, n): (g, *range(g, g + 2 * n, 2))
+    for g in (1, _FIRST_LINE_GROUP)
+    for n in range(1, _CHUNK + 1)
+}
+_SHUFFLE: Final = {
+    n: itemgetter(*[k for i in range(n) for k in (i, n + 4 * i, n + 4 * i + 1, n + 4 * i + 2,
+                                                  n + 4 * i + 3)])
+    for n in range(1, _CHUNK + 1)
+}
+
+# Reference path.
+_END = re.compile(rb"\n\r?\n")
+_LF = re.compile(rb"\n")
+_CRLFS = re.compile(rb"(?:\r\n)*")
+_BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_TCHARS = re.compile(rb"[%s]*" % _TCHAR)
+_TARGET_CHARS = re.compile(rb"[\x21-\x7e]*")
+_FIELD_CHARS = re.compile(rb"[%s]*" % _FIELD)
+_OWS = re.compile(rb"[ \t]*")
+_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]")
+
+_CR: Final = 13
+_LF_BYTE: Final = 10
+_COLON: Final = 58
+_SP: Final = 32
+_HTAB: Final = 9
+
+
+def scan_head(
+    buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int, max_headers: int
+) -> tuple[int, list[int]]:
+    """Find, check and split an HTTP/1.x head in ``buf[0:length]`` (see SCANNER.md).
+
+    Returns ``(rc, out)``: ``rc > 0`` is the head's length with the spans in ``out``;
+    ``rc == 0`` means incomplete (``out == []``); ``rc < 0`` is ``-code`` of an error with
+    ``out == [offset]``.
+    """
+    hs = 0
+    if is_request and buf[0:2] == b"\r\n":
+        hs = _skip_empty_lines(buf, length, max_head)
+    limit = length if length < max_head else max_head
+    start = last_len - 2 if last_len - 2 > hs else hs
+    expected = 0
+    if start > hs:
+        # A resumed scan: look for the end in the new bytes only, as the contract says,
+        # before matching the whole head again.
+        end = _END.search(buf, start, limit)
+        if end is None:
+            return _reference(buf, length, last_len, is_request, max_head, max_headers)
+        expected = end.end()
+    m = (_REQUEST_HEAD if is_request else _RESPONSE_HEAD).match(buf, hs, limit)
+    if m is None:
+        return _reference(buf, length, last_len, is_request, max_head, max_headers)
+    pos = m.end()
+    last = m.lastindex or 0
+    n = (last - 3) >> 1 if last > 3 else 0
+    pieces = [(m, _FIRST_LINE_GROUP, n)] if n else []
+    stop = limit - 2  # the empty line must end within buf[0:limit]
+    while pos > stop or buf[pos : pos + 2] != b"\r\n":
+        if n < _CHUNK or pos > stop:  # a line that does not match, or an incomplete head
+            return _reference(buf, length, last_len, is_request, max_head, max_headers)
+        more = _MORE_LINES.match(buf, pos, limit)
+        assert more is not None  # an optional group matches the empty string
+        pos = more.end()
+        n = (more.lastindex or 0) >> 1
+        if n:
+            pieces.append((more, 1, n))
+    he = pos + 2
+    if expected and he != expected:  # only when the caller broke the last_len promise
+        return _reference(buf, length, last_len, is_request, max_head, max_headers)
+    regs = m.regs
+    if is_request:
+        (ms, me), (ts, te), (v, _) = regs[1:4]
+        out = [hs, ms, me, ts, te, buf[v] - 48, 0, 0]
+    else:
+        rs, re_ = regs[3]
+        if rs < 0:  # no reason phrase: an empty span at the CR
+            rs = re_ = 12
+        status = buf[9] * 100 + buf[10] * 10 + buf[11] - 5328  # 5328 = 111 * ord("0")
+        out = [0, status, rs, re_, 0, buf[7] - 48, 0, 0]
+    total = 0
+    for piece, g, n in pieces:
+        total += n
+        if total > max_headers:  # every line is valid: the first one past the limit is it
+            k = max_headers - (total - n) if max_headers > 0 else 0  # its index in piece
+            return -TOO_MANY_HEADERS, [piece.start(g + 2 * k)]
+        ids = map(_header_id, piece.group(*_NAME_GROUPS[g, n])[1:])
+        out += _SHUFFLE[n]([*ids, *chain.from_iterable(piece.regs[g : g + 2 * n])])
+    out[6] = total
+    return he, out
+
+
+def _skip_empty_lines(buf: Buffer, length: int, max_head: int) -> int:
+    """Step 1: the offset after the leading CRLF pairs of a request.
+
+    The run is only followed up to ``max_head + 2``: a head that starts beyond ``max_head``
+    is too large (414) whatever comes next, so the exact start no longer matters.
+    """
+    m = _CRLFS.match(buf, 0, length if length < max_head + 2 else max_head + 2)
+    assert m is not None  # a pattern that matches the empty string always matches
+    return m.end()
+
+
+def _reference(
+    buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int, max_headers: int
+) -> tuple[int, list[int]]:
+    """SCANNER.md step by step: the authority when the fast path has no answer."""
+    # 1. leading empty lines
+    hs = 0
+    if is_request and buf[0:2] == b"\r\n":
+        hs = _skip_empty_lines(buf, length, max_head)
+    # 2. end of head, searched only below max_head: an end beyond it is an error anyway
+    limit = length if length < max_head else max_head
+    start = last_len - 2 if last_len - 2 > hs else hs
+    m = _END.search(buf, start, limit)
+    # 3. size
+    if m is None:
+        if length <= max_head:
+            return 0, []
+        code = HEAD_TOO_LARGE
+        if is_request and (hs >= limit or _LF.search(buf, hs, limit) is None):
+            code = URI_TOO_LONG
+        return -code, [max_head]
+    he = m.end()
+    out = [0] * 8
+    rc = _lines(buf, hs, he, is_request, max_headers, out)
+    if rc < 0 or rc != he:
+        # 4. line endings win over any error of steps 5 and 6; they also cover the rest
+        # of the head when an empty line came before its end (a caller that broke the
+        # last_len promise), as the native scanner does.
+        bare = _BARE.search(buf, hs, he)
+        if bare is not None:
+            p = bare.start()
+            return -(BARE_LF if buf[p] == 10 else BARE_CR), [p]
+        if rc < 0:
+            return rc, [out[0]]
+    return he, out
+
+
+def _lines(buf: Buffer, hs: int, he: int, is_request: bool, max_headers: int,
+           out: list[int]) -> int:
+    """Steps 5 and 6, assuming step 4 passes (the caller checks it when this fails).
+
+    Returns the offset after the empty line with the spans in ``out``, or ``-code`` with the
+    offset in ``out[0]``. Every byte class excludes CR and LF, so no scan passes the CR or LF
+    that ends the line it is on, and every index read lies inside the head (whose last byte
+    is an LF). A CR met where a line should end must be followed by LF, else the line was
+    cut by a bare CR: that is reported as BARE_CR and the caller's step 4 finds the first one.
+    """
+    if is_request:
+        p = _skip(_TCHARS, buf, hs, he)
+        if p == hs or buf[p] != _SP:
+            return _fail(out, BAD_METHOD, p)
+        t = p + 1
+        if buf[t] == _SP:  # exactly one SP after the method
+            return _fail(out, BAD_METHOD, t)
+        q = _skip(_TARGET_CHARS, buf, t, he)
+        if q == t or buf[q] != _SP:
+            return _fail(out, BAD_TARGET, q)
+        v = q + 1
+        if _VERSION.match(buf, v, he) is None or buf[v + 8 : v + 10] != b"\r\n":
+            return _fail(out, BAD_VERSION, v)
+        if buf[v + 5] != 49:
+            return _fail(out, VERSION_NOT_SUPPORTED, v)
+        out[0:6] = [hs, hs, p, t, q, buf[v + 7] - 48]
+        pos = v + 10
+    else:
+        # the version is the 8 bytes "HTTP/" DIGIT "." DIGIT; the SP after it belongs to
+        # the status ("then one SP, then exactly 3 digits ... else BAD_STATUS")
+        if _VERSION.match(buf, 0, he) is None:
+            return _fail(out, BAD_VERSION, 0)
+        if buf[5] != 49:
+            return _fail(out, VERSION_NOT_SUPPORTED, 0)
+        if buf[8] != _SP:
+            return _fail(out, BAD_STATUS, 8)
+        if not 49 <= buf[9] <= 57:
+            return _fail(out, BAD_STATUS, 9)
+        for i in (10, 11):
+            if not 48 <= buf[i] <= 57:
+                return _fail(out, BAD_STATUS, i)
+        c = buf[12]
+        if c == _CR:
+            rs = re_ = 12
+        elif c == _SP:
+            rs = 13
+            re_ = _skip(_FIELD_CHARS, buf, 13, he)
+            if buf[re_] != _CR:
+                return _fail(out, BAD_REASON, re_)
+        else:  # a fourth digit or any other byte: the code is not exactly 3 digits
+            return _fail(out, BAD_STATUS, 12)
+        if buf[re_ + 1] != _LF_BYTE:
+            return _fail(out, BARE_CR, re_)
+        out[0:6] = [0, (buf[9] - 48) * 100 + (buf[10] - 48) * 10 + buf[11] - 48, rs, re_, 0,
+                    buf[7] - 48]
+        pos = re_ + 2
+    n = 0
+    while True:
+        c = buf[pos]
+        if c == _CR:
+            if buf[pos + 1] != _LF_BYTE:
+                return _fail(out, BARE_CR, pos)
+            out[6] = n
+            return pos + 2
+        if c in (_SP, _HTAB):
+            return _fail(out, OBS_FOLD, pos)
+        n += 1
+        if n > max_headers:
+            return _fail(out, TOO_MANY_HEADERS, pos)
+        q = _skip(_TCHARS, buf, pos, he)
+        c = buf[q]
+        if q == pos or c != _COLON:
+            code = WS_BEFORE_COLON if q != pos and c in (_SP, _HTAB) else BAD_HEADER_NAME
+            return _fail(out, code, q)
+        vs = _skip(_OWS, buf, q + 1, he)
+        w = _skip(_FIELD_CHARS, buf, vs, he)
+        if buf[w] != _CR:
+            return _fail(out, BAD_HEADER_VALUE, w)
+        if buf[w + 1] != _LF_BYTE:
+            return _fail(out, BARE_CR, w)
+        ve = w
+        while ve > vs and buf[ve - 1] in (_SP, _HTAB):
+            ve -= 1
+        out += (HEADER_IDS.get(bytes(buf[pos:q]).lower(), 0), pos, q, vs, ve)
+        pos = w + 2
+
+
+def _skip(pattern: re.Pattern[bytes], buf: Buffer, pos: int, end: int) -> int:
+    """The first offset at or after ``pos`` whose byte is not in ``pattern``'s class."""
+    m = pattern.match(buf, pos, end)
+    assert m is not None  # class* matches the empty string
+    return m.end()
+
+
+def _fail(out: list[int], code: int, offset: int) -> int:
+    out[0] = offset
+    return -code
