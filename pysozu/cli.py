@@ -705,6 +705,7 @@ def _serve(config: FileConfig) -> int:
                         f"cannot start the demo backend on {address}: {e.strerror or e}"
                     ) from None
         previous = _install_signal_handlers(worker.server)
+        log.info("HTTP parser backend: %s", _parser_backend())
         _print_banner(worker, config, demos)
         worker.run()
         log.info("worker stopped")
@@ -812,12 +813,33 @@ def _print_banner(worker: Worker, config: FileConfig, demos: list[DemoBackend]) 
                 try_address = shown
         status = "active" if fields["active"] else "inactive"
         print(f"  tcp listener {shown}{route}, {status}", file=out)
+    for address, fields in state.http_listeners.items():
+        listener = worker.server.listeners.get(address)
+        shown = (listener.bound_address if listener is not None else None) or address
+        clusters = sorted({f["cluster_id"] for f in state.http_frontends
+                           if f["address"] == address and f.get("cluster_id")})
+        backends = [b["address"] for c in clusters for b in state.backends(c)]
+        route = f" -> clusters {', '.join(clusters)}" if clusters else ""
+        if try_address is None and demo_addresses.intersection(backends):
+            try_address = shown
+        status = "active" if fields["active"] else "inactive"
+        print(f"  http listener {shown}{route}, {status}", file=out)
     for demo in demos:
         print(f"  demo HTTP backend on {demo.address}", file=out)
+    print(f"  HTTP parser: {_parser_backend()}", file=out)
     if try_address is not None:
         print(f"try: curl http://{try_address}/", file=out)
     print("stop: Ctrl-C (soft stop; twice: hard stop) or `pysozu stop`", file=out)
     out.flush()
+
+
+def _parser_backend() -> str:
+    """Which head scanner serves HTTP: the native one (SIMD or scalar C) or pure Python."""
+    from pysozu import native, parser
+
+    if parser.BACKEND == "native":
+        return "native (" + ("SSE4.2" if native.SIMD else "scalar C") + ")"
+    return "python (pure; build the native scanner with `python -m pysozu.native`)"
 
 
 class DemoBackend:

@@ -317,20 +317,25 @@ _SCALAR: Final = re.compile(r"[^,\]}#\n]+")  # numbers, booleans, dates: up to a
 
 DEFAULT_CONFIG_TOML: Final = """\
 # pysozu built-in configuration, used when no configuration file is given.
-# A TCP listener on 127.0.0.1:8080 forwards every connection to 127.0.0.1:8081,
-# where `pysozu start` also runs a small demo HTTP backend (demo_backend = true).
+# An HTTP listener on 127.0.0.1:8080 routes every host to the cluster "demo", whose two
+# backends (127.0.0.1:8081 and 127.0.0.1:8082) are small demo HTTP servers that
+# `pysozu start` runs itself (demo_backend = true): successive `curl` calls alternate
+# between them (round robin).
 command_socket = "./pysozu.sock"
 demo_backend = true
 
 [[listeners]]
-protocol = "tcp"
+protocol = "http"
 address = "127.0.0.1:8080"
 
 [clusters.demo]
-protocol = "tcp"
+protocol = "http"
 load_balancing = "ROUND_ROBIN"
-frontends = [{ address = "127.0.0.1:8080" }]
-backends = [{ address = "127.0.0.1:8081", backend_id = "demo-0" }]
+frontends = [{ address = "127.0.0.1:8080", hostname = "*", position = "PRE" }]
+backends = [
+  { address = "127.0.0.1:8081", backend_id = "demo-0" },
+  { address = "127.0.0.1:8082", backend_id = "demo-1" },
+]
 """
 
 

@@ -565,25 +565,29 @@ def _port_taken(port: int) -> bool:
 
 
 def test_default_config_serves_the_demo_backend(workdir: Path) -> None:
-    taken = [port for port in (8080, 8081) if _port_taken(port)]
+    taken = [port for port in (8080, 8081, 8082) if _port_taken(port)]
     if taken:
-        pytest.skip(f"the built-in configuration needs 127.0.0.1:8080 and :8081; {taken} taken")
+        pytest.skip(f"the built-in configuration needs 127.0.0.1:8080-8082; {taken} taken")
     proxy = ProxyProcess(workdir, socket_path=workdir / "pysozu.sock")  # no -c
     try:
         proxy.wait_ready()
         assert "try: curl http://127.0.0.1:8080/" in proxy.stdout
 
-        conn = http.client.HTTPConnection("127.0.0.1", 8080, timeout=WAIT)
-        try:
-            conn.request("GET", "/hello")
-            response = conn.getresponse()
-            body = response.read().decode()
-        finally:
-            conn.close()
-        assert response.status == 200
-        assert "pysozu" in body
-        assert "/hello" in body
-        assert "127.0.0.1:8081" in body
+        assert "HTTP parser: " in proxy.stdout
+        bodies = []
+        for _ in range(2):  # a new connection each time: round robin over the two backends
+            conn = http.client.HTTPConnection("127.0.0.1", 8080, timeout=WAIT)
+            try:
+                conn.request("GET", "/hello")
+                response = conn.getresponse()
+                bodies.append(response.read().decode())
+            finally:
+                conn.close()
+            assert response.status == 200
+            assert response.getheader("Sozu-Id")  # it went through the HTTP proxy
+        assert all("pysozu" in body and "/hello" in body for body in bodies)
+        assert sorted("127.0.0.1:8081" in body for body in bodies) == [False, True]
+        assert sorted("127.0.0.1:8082" in body for body in bodies) == [False, True]
 
         curl = shutil.which("curl")
         if curl is not None:

@@ -75,16 +75,20 @@ def test_default_config() -> None:
     assert config.demo_backend is True
     assert config.server.command_socket == "./pysozu.sock"
     assert summary(config.requests) == [
-        ("ADD_TCP_LISTENER", "127.0.0.1:8080"),
+        ("ADD_HTTP_LISTENER", "127.0.0.1:8080"),
         ("ADD_CLUSTER", "demo"),
-        ("ADD_TCP_FRONTEND", "demo"),
+        ("ADD_HTTP_FRONTEND", "demo"),
+        ("ADD_BACKEND", "demo"),
         ("ADD_BACKEND", "demo"),
         ("ACTIVATE_LISTENER", "127.0.0.1:8080"),
     ]
-    assert config.requests[2]["address"] == "127.0.0.1:8080"
-    assert config.requests[3]["address"] == "127.0.0.1:8081"
+    assert config.requests[1]["load_balancing"] == "ROUND_ROBIN"
+    frontend = config.requests[2]
+    assert (frontend["address"], frontend["hostname"], frontend["position"]) == (
+        "127.0.0.1:8080", "*", "PRE")
+    assert [r["address"] for r in config.requests[3:5]] == ["127.0.0.1:8081", "127.0.0.1:8082"]
     state = ConfigState.from_requests(config.requests)
-    assert state.tcp_listeners["127.0.0.1:8080"]["active"] is True
+    assert state.http_listeners["127.0.0.1:8080"]["active"] is True
     assert "demo" in DEFAULT_CONFIG_TOML
     assert parse_config(DEFAULT_CONFIG_TOML) == config
 
