@@ -121,7 +121,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: worker.server.call_soon(worker.server.hard_stop))
     print(f"line echo listening on {args.listen}; Ctrl-C stops", flush=True)
     worker.run()
-    worker.server.close()
+    worker.close()
 
 
 if __name__ == "__main__":

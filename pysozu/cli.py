@@ -715,7 +715,7 @@ def _serve(config: FileConfig) -> int:
             signal.signal(signum, handler)
         for demo in demos:
             demo.close()
-        worker.server.close()  # also removes the command socket file
+        worker.close()  # also removes the command socket file
 
 
 def _setup_logging(level_name: str, target: str) -> logging.Handler:

@@ -29,6 +29,7 @@ from typing import Any
 from pysozu.parser import Limits
 from pysozu.protocols.answers import AnswerError, Answers, load_template_source
 from pysozu.protocols.backends import Backend
+from pysozu.protocols.health_check import HealthCheckConfig, HealthChecker
 from pysozu.protocols.http import HeaderEdit, HttpCluster, HttpListenerConfig, HttpProxy, HttpRoute
 from pysozu.protocols.router import Frontend, PathRule, PathRuleKind, RulePosition
 from pysozu.protocols.tcp import TcpListenerConfig, TcpProxy
@@ -47,10 +48,7 @@ Handler = Callable[[Request, Reply], dict[str, Any] | None]
 
 #: Request types the command layer validates but this worker does not carry out yet: they
 #: are answered with a FAILURE that says so (never a silent OK).
-NOT_YET_SUPPORTED = frozenset({
-    "SET_HEALTH_CHECK", "REMOVE_HEALTH_CHECK", "QUERY_HEALTH_CHECKS",
-    "SET_MAX_CONNECTIONS_PER_IP", "QUERY_MAX_CONNECTIONS_PER_IP",
-})
+NOT_YET_SUPPORTED = frozenset({"SET_MAX_CONNECTIONS_PER_IP", "QUERY_MAX_CONNECTIONS_PER_IP"})
 
 
 class RequestFailed(Exception):
@@ -76,6 +74,7 @@ class Worker:
         self.upstreams = Upstreams(self.server)
         self.tcp = TcpProxy(self.server, self.upstreams)
         self.http = HttpProxy(self.server, self.upstreams)
+        self.health = HealthChecker(self.server, self.upstreams)
         #: answer templates of each cluster, applied to every HTTP listener
         self._cluster_answers: dict[str, dict[str, str]] = {}
         self._thread: threading.Thread | None = None
@@ -107,6 +106,9 @@ class Worker:
             "QUERY_METRICS": self._query_metrics,
             "CONFIGURE_METRICS": self._configure_metrics,
             "LOGGING": self._logging,
+            "SET_HEALTH_CHECK": self._set_health_check,
+            "REMOVE_HEALTH_CHECK": self._remove_health_check,
+            "QUERY_HEALTH_CHECKS": self._query_health_checks,
         }
 
     # -- public API ---------------------------------------------------------------------------
@@ -169,6 +171,13 @@ class Worker:
             if self._thread.is_alive():
                 raise RuntimeError("the worker thread did not stop")
             self._thread = None
+        self.close()
+
+    def close(self) -> None:
+        """Release everything once the loop has ended (probes, sessions, sockets)."""
+        self.health.close()
+        if self.http.access_log is not None:
+            self.http.access_log.close()
         self.server.close()
 
     # -- dispatch -----------------------------------------------------------------------------
@@ -237,6 +246,10 @@ class Worker:
         self.http.clusters[f["cluster_id"]] = HttpCluster(
             f["cluster_id"], sticky_session=bool(f.get("sticky_session"))
         )
+        if f.get("health_check"):
+            self.health.set(f["cluster_id"], _health_config(f["health_check"]))
+        else:
+            self.health.remove(f["cluster_id"])
         self.state.apply(request)
         return ok(request.id)
 
@@ -250,6 +263,7 @@ class Worker:
             listener.answers.remove_cluster(cluster_id)
             for frontend in [fe for fe in listener.router if fe.route.cluster_id == cluster_id]:
                 listener.router.remove(frontend)
+        self.health.remove(cluster_id)
         self.upstreams.remove_cluster(cluster_id)
         self.state.apply(request)
         return ok(request.id)
@@ -493,6 +507,25 @@ class Worker:
         apply_log_filter(request["filter"])
         return ok(request.id, f"logging set to {request['filter']}")
 
+    def _set_health_check(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        self.health.set(request["cluster_id"], _health_config(request["config"]))
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _remove_health_check(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        self.health.remove(request["cluster_id"])
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _query_health_checks(self, request: Request, reply: Reply) -> dict[str, Any]:
+        content = self.health.query()
+        cluster_id = request.fields.get("cluster_id")
+        if cluster_id is not None:
+            content = {k: v for k, v in content.items() if k == cluster_id}
+        return ok(request.id, "", {"health_checks": content})
+
     def _soft_stop(self, request: Request, reply: Reply) -> None:
         # Close the listeners first: a client that hears PROCESSING knows none accepts.
         self.server.soft_stop(request.id, reply)
@@ -538,6 +571,17 @@ class Worker:
                         listener_config, bound_address=listener.bound_address
                     )
         return ok(request.id, "", content)
+
+
+def _health_config(fields: dict[str, Any]) -> HealthCheckConfig:
+    return HealthCheckConfig(
+        uri=fields["uri"],
+        interval=fields["interval"],
+        timeout=fields["timeout"],
+        healthy_threshold=fields["healthy_threshold"],
+        unhealthy_threshold=fields["unhealthy_threshold"],
+        expected_status=fields["expected_status"],
+    )
 
 
 _LEVELS = {"off": logging.CRITICAL + 10, "error": logging.ERROR, "warn": logging.WARNING,
