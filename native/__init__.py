@@ -76,10 +76,13 @@ def _make_scan_head(ffi: Any, lib: Any) -> ScanHead:
         buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
         max_headers: int,
     ) -> tuple[int, list[int]]:
+        # A header line takes at least 4 bytes ("a:\r\n") and a valid head at most max_head,
+        # so no more slots than that can be written, whatever max_headers says.
+        slots = max_headers if max_headers < 4096 else min(max_headers, max_head // 4 + 2)
         try:
-            arr, out = local.outs[max_headers]
+            arr, out = local.outs[slots]
         except (AttributeError, KeyError):
-            arr, out = out_for(max_headers)
+            arr, out = out_for(slots)
         if type(buf) is not bytes:
             buf = from_buffer(buf)
         if length > len(buf):

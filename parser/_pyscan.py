@@ -7,31 +7,34 @@ Running them in that order, byte by byte, would cost ~100 µs per head in Python
 module has two paths that must agree on every input:
 
 * the **fast path** (``scan_head``) handles the common case, a complete and valid head, with
-  a handful of C-level calls: ``bytes.find`` for the end of the head, one regex for the start
-  line, one ``findall`` for all header lines, and ``itertools.accumulate`` over the lengths
-  of the matched groups to turn them into offsets. No Python code runs per header. The
-  line patterns only accept CR and LF as a final CRLF, so a head whose every line matches
-  contains no bare CR or LF (step 4 is implied); the header matches are checked to *tile*
-  the header block (non-overlapping matches whose lengths add up to the block's length
-  cover it exactly), so a line ``findall`` skipped cannot go unnoticed.
+  a handful of C-level calls and no Python code per header line. One regex matches the
+  start line and up to ``_CHUNK`` header lines at once (nested optional groups, two per
+  line: name and value); ``Match.regs`` hands back every span in one call, ``zip`` splits
+  them into starts and ends, and extended slice assignments lay them out as SCANNER.md's
+  ``out``; header ids come from one ``map`` over a dict keyed by the names as received.
+  The patterns accept CR and LF only as a line's final CRLF, so a match that ends on the
+  empty line has also passed step 4, and the end it finds is the first ``\n\r\n``.
+  Heads with more lines are matched ``_CHUNK`` lines at a time. Trailing OWS is trimmed
+  afterwards, and only when some line ends with SP or HTAB (see ``_LINE``).
 * the **reference path** (``_reference``) is the contract transcribed step by step. It
-  runs when the fast path has no answer: the head is incomplete (no ``\\n\\r\\n`` yet, which
-  is cheap: only the search for the end runs), too large, ended by a bare ``\\n\\n``, or
-  invalid. It finds the exact error code and offset, using regexes for each "first byte
-  that is not in class X" so that even an attacker's 16 KiB head costs no per-byte loop.
+  runs when the fast path has no answer: the head is incomplete (a resumed scan first looks
+  for the end in the new bytes only, so waiting costs little), too large, ended by a bare
+  ``\n\n``, or invalid. It finds the exact error code and offset, using regexes for each
+  "first byte that is not in class X" so that even an attacker's 16 KiB head costs no
+  per-byte Python loop.
 
-``tests/parser/test_differential.py`` holds the two paths (and the native scanner) to the
+Every repeat that could give back what it took is possessive, so no input makes a regex
+backtrack more than linearly (``test_pathological_lines_are_linear``).
+``tests/parser/test_differential.py`` holds the two paths, and the native scanner, to the
 same answers on random and mutated input.
 
 Neither path copies the caller's buffer: ``bytes``, ``bytearray`` and ``memoryview`` all
-support the regex engine, and ``findall`` returns ``bytes`` groups whatever the input type.
+support the regex engine, whose groups are ``bytes`` whatever the input type.
 """
 
 from __future__ import annotations
 
 import re
-from itertools import chain
-from operator import itemgetter
 from typing import Final
 
 from .errors import (
@@ -108,14 +111,16 @@ _header_id = _IDS.__getitem__
 
 # RFC 9110 §5.6.2 tchar, and the byte classes of SCANNER.md.
 _TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
-_VISIBLE = rb"\x21-\x7e\x80-\xff"  # VCHAR / obs-text: a value's first and last byte
 _FIELD = rb"\t\x20-\x7e\x80-\xff"  # HTAB / SP / VCHAR / obs-text: any value or reason byte
 
 # Fast path. Each pattern accepts CR and LF only as a line's final CRLF, so a match that
 # ends on the empty line has also passed step 4. A header line is two groups, the name and
-# the trimmed value: their spans are the four offsets SCANNER.md wants. The OWS after the
-# colon is possessive so that a line of spaces ending in a bad byte fails in linear time.
-_LINE = rb"([%s]+):[ \t]*+((?:[%s]*[%s])?)[ \t]*\r\n" % (_TCHAR, _FIELD, _VISIBLE)
+# the value after the leading OWS: their spans are the four offsets SCANNER.md wants, once
+# trailing OWS is trimmed. That trim is left out of the pattern (it would make the engine
+# back off from every line's end: a third of the match's cost) and done afterwards, only
+# when some line ends with SP or HTAB. Possessive repeats keep every match linear.
+_LINE = rb"([%s]++):[ \t]*+([%s]*+)\r\n" % (_TCHAR, _FIELD)
+_TRAILING_OWS = re.compile(rb"[ \t]\r\n")
 
 
 def _nested(count: int) -> bytes:
@@ -133,26 +138,21 @@ def _nested(count: int) -> bytes:
 
 
 _CHUNK: Final = 16  # header lines per match; heads with more are matched in several pieces
-_REQUEST_HEAD = re.compile(rb"([%s]+) ([\x21-\x7e]+) HTTP/1\.([0-9])\r\n" % _TCHAR
+_REQUEST_HEAD = re.compile(rb"([%s]++) ([\x21-\x7e]++) HTTP/1\.([0-9])\r\n" % _TCHAR
                            + _nested(_CHUNK))
-_RESPONSE_HEAD = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9][0-9])(?:\r\n| ([%s]*)\r\n)" % _FIELD
+_RESPONSE_HEAD = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9][0-9])(?:\r\n| ([%s]*+)\r\n)" % _FIELD
                             + _nested(_CHUNK))
 _MORE_LINES = re.compile(_nested(_CHUNK))
 _FIRST_LINE_GROUP: Final = 4  # in both head patterns: 3 start-line groups, then the lines
 
 # For n header lines whose name groups start at group g: the groups to fetch the names with
-# (the first index repeats so that Match.group always returns a tuple), and a shuffle that
-# turns [id..., ns, ne, vs, ve, ...] into SCANNER.md's [id, ns, ne, vs, ve, ...].
+# (the first index repeats so that Match.group always returns a tuple).
 _NAME_GROUPS: Final = {
     (g, n): (g, *range(g, g + 2 * n, 2))
     for g in (1, _FIRST_LINE_GROUP)
     for n in range(1, _CHUNK + 1)
 }
-_SHUFFLE: Final = {
-    n: itemgetter(*[k for i in range(n) for k in (i, n + 4 * i, n + 4 * i + 1, n + 4 * i + 2,
-                                                  n + 4 * i + 3)])
-    for n in range(1, _CHUNK + 1)
-}
+_ZEROS: Final = [0] * (5 * _CHUNK)
 
 # Reference path.
 _END = re.compile(rb"\n\r?\n")
@@ -200,10 +200,61 @@ def scan_head(
     pos = m.end()
     last = m.lastindex or 0
     n = (last - 3) >> 1 if last > 3 else 0
+    if n == _CHUNK or pos > limit - 2 or buf[pos : pos + 2] != b"\r\n":
+        # more lines than one match holds, or a line that does not match (the reference
+        # finds the error), or an incomplete head
+        return _more_lines(m, n, buf, length, last_len, is_request, max_head, max_headers,
+                           hs, expected)
+    he = pos + 2
+    if expected and he != expected:  # only when the caller broke the last_len promise
+        return _reference(buf, length, last_len, is_request, max_head, max_headers)
+    if n > max_headers:  # every line is valid: the first one past the limit is the error
+        return -TOO_MANY_HEADERS, [m.start(_FIRST_LINE_GROUP + 2 * max(max_headers, 0))]
+    out = _start_line(m, buf, hs, is_request)
+    if n:
+        out[6] = n
+        out += _ZEROS[: 5 * n]
+        _header_spans(out, 8, m, _FIRST_LINE_GROUP, n)
+        _trim_values(out, buf, he)
+    return he, out
+
+
+def _start_line(m: re.Match[bytes], buf: Buffer, hs: int, is_request: bool) -> list[int]:
+    """The first 8 ints of ``out`` from a head match (groups 1-3)."""
+    regs = m.regs
+    if is_request:
+        (ms, me), (ts, te), (v, _) = regs[1:4]
+        return [hs, ms, me, ts, te, buf[v] - 48, 0, 0]
+    rs, re_ = regs[3]
+    if rs < 0:  # no reason phrase: an empty span at the CR
+        rs = re_ = 12
+    status = buf[9] * 100 + buf[10] * 10 + buf[11] - 5328  # 5328 = 111 * ord("0")
+    return [0, status, rs, re_, 0, buf[7] - 48, 0, 0]
+
+
+def _header_spans(out: list[int], i: int, m: re.Match[bytes], g: int, n: int) -> None:
+    """Write the n header records of match ``m`` (name groups from ``g``) at ``out[i:]``."""
+    # name_start, value_start, name_start, ... in starts; the matching ends in ends
+    starts, ends = zip(*m.regs[g : g + 2 * n], strict=False)
+    j = i + 5 * n
+    out[i:j:5] = list(map(_header_id, m.group(*_NAME_GROUPS[g, n])[1:]))
+    out[i + 1 : j : 5] = starts[0::2]
+    out[i + 2 : j : 5] = ends[0::2]
+    out[i + 3 : j : 5] = starts[1::2]
+    out[i + 4 : j : 5] = ends[1::2]
+
+
+def _more_lines(
+    m: re.Match[bytes], n: int, buf: Buffer, length: int, last_len: int, is_request: bool,
+    max_head: int, max_headers: int, hs: int, expected: int,
+) -> tuple[int, list[int]]:
+    """The fast path's second half, for heads with more header lines than one match holds:
+    match them ``_CHUNK`` at a time."""
+    limit = length if length < max_head else max_head
+    pos = m.end()
     pieces = [(m, _FIRST_LINE_GROUP, n)] if n else []
-    stop = limit - 2  # the empty line must end within buf[0:limit]
-    while pos > stop or buf[pos : pos + 2] != b"\r\n":
-        if n < _CHUNK or pos > stop:  # a line that does not match, or an incomplete head
+    while pos > limit - 2 or buf[pos : pos + 2] != b"\r\n":
+        if n < _CHUNK or pos > limit - 2:  # a line that does not match, or incomplete
             return _reference(buf, length, last_len, is_request, max_head, max_headers)
         more = _MORE_LINES.match(buf, pos, limit)
         assert more is not None  # an optional group matches the empty string
@@ -212,28 +263,40 @@ def scan_head(
         if n:
             pieces.append((more, 1, n))
     he = pos + 2
-    if expected and he != expected:  # only when the caller broke the last_len promise
+    if expected and he != expected:
         return _reference(buf, length, last_len, is_request, max_head, max_headers)
-    regs = m.regs
-    if is_request:
-        (ms, me), (ts, te), (v, _) = regs[1:4]
-        out = [hs, ms, me, ts, te, buf[v] - 48, 0, 0]
-    else:
-        rs, re_ = regs[3]
-        if rs < 0:  # no reason phrase: an empty span at the CR
-            rs = re_ = 12
-        status = buf[9] * 100 + buf[10] * 10 + buf[11] - 5328  # 5328 = 111 * ord("0")
-        out = [0, status, rs, re_, 0, buf[7] - 48, 0, 0]
     total = 0
     for piece, g, n in pieces:
         total += n
         if total > max_headers:  # every line is valid: the first one past the limit is it
             k = max_headers - (total - n) if max_headers > 0 else 0  # its index in piece
             return -TOO_MANY_HEADERS, [piece.start(g + 2 * k)]
-        ids = map(_header_id, piece.group(*_NAME_GROUPS[g, n])[1:])
-        out += _SHUFFLE[n]([*ids, *chain.from_iterable(piece.regs[g : g + 2 * n])])
+    out = _start_line(m, buf, hs, is_request)
     out[6] = total
+    out += [0] * (5 * total)
+    i = 8
+    for piece, g, n in pieces:
+        _header_spans(out, i, piece, g, n)
+        i += 5 * n
+    if total:
+        _trim_values(out, buf, he)
     return he, out
+
+
+def _trim_values(out: list[int], buf: Buffer, he: int) -> None:
+    """End each value span before its trailing OWS, if any line has some."""
+    first = out[9]  # the first header line: the start line's own blanks are not OWS
+    if type(buf) is memoryview:
+        if _TRAILING_OWS.search(buf, first, he) is None:
+            return
+    elif buf.find(b" \r\n", first, he) < 0 and buf.find(b"\t\r\n", first, he) < 0:
+        return
+    for i in range(12, len(out), 5):
+        vs = out[i - 1]
+        ve = out[i]
+        while ve > vs and buf[ve - 1] in (_SP, _HTAB):
+            ve -= 1
+        out[i] = ve
 
 
 def _skip_empty_lines(buf: Buffer, length: int, max_head: int) -> int:

@@ -76,7 +76,7 @@ import enum
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from . import _pyscan, errors
 from .errors import ParseError, error
@@ -99,6 +99,7 @@ __all__ = [
     "serialize_response_head",
 ]
 
+_T = TypeVar("_T")
 Buffer = bytes | bytearray | memoryview
 ScanHead = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int]]]
 
@@ -138,6 +139,17 @@ class TargetForm(enum.IntEnum):
     ASTERISK = 3  # * (OPTIONS only)
 
 
+# Enum members as module constants: an Enum attribute lookup costs more than a global.
+_NONE: Final = BodyKind.NONE
+_LENGTH: Final = BodyKind.LENGTH
+_CHUNKED: Final = BodyKind.CHUNKED
+_CLOSE_DELIMITED: Final = BodyKind.CLOSE_DELIMITED
+_ORIGIN: Final = TargetForm.ORIGIN
+_ABSOLUTE_FORM: Final = TargetForm.ABSOLUTE
+_AUTHORITY_FORM: Final = TargetForm.AUTHORITY
+_ASTERISK: Final = TargetForm.ASTERISK
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds on what a peer may make the parser hold.
@@ -170,9 +182,10 @@ _CODING = re.compile(
 )
 # RFC 3986 host (IP-literal, IPv4 or reg-name, without the comma a merged list would carry)
 # and an optional port; percent-encoding is checked too.
+_REG_NAME = rb"[A-Za-z0-9\-._~!$&'()*+;=]"  # unreserved / sub-delims, without ","
 _HOST_NAME = (
-    rb"(?:\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+;=:]+\]"
-    rb"|(?:[A-Za-z0-9\-._~!$&'()*+;=]|%[0-9A-Fa-f]{2})*)"
+    rb"(?:%s*+(?:%%[0-9A-Fa-f]{2}%s*+)*+" % (_REG_NAME, _REG_NAME)
+    + rb"|\[[0-9A-Fa-f:.]+\]|\[v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+;=:]+\])"
 )
 _HOST_VALUE = re.compile(_HOST_NAME + rb"(?::[0-9]*)?")
 _AUTHORITY = re.compile(_HOST_NAME + rb":[0-9]+")
@@ -189,31 +202,40 @@ def _bytes(buf: Buffer, start: int, end: int) -> bytes:
 
 
 class _Head:
-    """What requests and responses share: the spans, the headers, the framing."""
+    """What requests and responses share: the spans, the headers, the framing.
+
+    Offsets that the scanner already wrote in ``spans`` are read from there on demand
+    (properties) rather than copied into attributes at every parse.
+    """
 
     __slots__ = (
         "body",
         "buf",
         "connection_tokens",
         "content_length",
-        "head_start",
         "keep_alive",
         "length",
         "spans",
         "upgrade",
-        "version_minor",
     )
 
     buf: Buffer
     length: int
-    head_start: int
     spans: list[int]
-    version_minor: int
     body: BodyKind
     content_length: int | None
     keep_alive: bool
     upgrade: bytes | None
     connection_tokens: tuple[bytes, ...]
+
+    @property
+    def head_start(self) -> int:
+        """Offset of the start line (after a request's leading empty lines)."""
+        return self.spans[0]
+
+    @property
+    def version_minor(self) -> int:
+        return self.spans[5]
 
     def __repr__(self) -> str:
         return (
@@ -289,31 +311,37 @@ class RequestHead(_Head):
         connection_tokens: the Connection options, lowercase, in order.
     """
 
-    __slots__ = (
-        "expect_continue",
-        "host",
-        "method_end",
-        "method_start",
-        "target_end",
-        "target_form",
-        "target_start",
-    )
+    __slots__ = ("expect_continue", "host", "target_form")
 
-    method_start: int
-    method_end: int
-    target_start: int
-    target_end: int
     expect_continue: bool
     host: bytes | None
     target_form: TargetForm
 
     @property
+    def method_start(self) -> int:
+        return self.spans[1]
+
+    @property
+    def method_end(self) -> int:
+        return self.spans[2]
+
+    @property
+    def target_start(self) -> int:
+        return self.spans[3]
+
+    @property
+    def target_end(self) -> int:
+        return self.spans[4]
+
+    @property
     def method(self) -> bytes:
-        return bytes(self.buf[self.method_start : self.method_end])
+        s = self.spans
+        return bytes(self.buf[s[1] : s[2]])
 
     @property
     def target(self) -> bytes:
-        return bytes(self.buf[self.target_start : self.target_end])
+        s = self.spans
+        return bytes(self.buf[s[3] : s[4]])
 
 
 class ResponseHead(_Head):
@@ -327,17 +355,24 @@ class ResponseHead(_Head):
         upgrade: the new protocol of a 101 Switching Protocols, else None.
     """
 
-    __slots__ = ("is_informational", "reason_end", "reason_start", "status", "tunnel")
+    __slots__ = ("is_informational", "status", "tunnel")
 
     status: int
-    reason_start: int
-    reason_end: int
     is_informational: bool
     tunnel: bool
 
     @property
+    def reason_start(self) -> int:
+        return self.spans[2]
+
+    @property
+    def reason_end(self) -> int:
+        return self.spans[3]
+
+    @property
     def reason(self) -> bytes:
-        return bytes(self.buf[self.reason_start : self.reason_end])
+        s = self.spans
+        return bytes(self.buf[s[2] : s[3]])
 
 
 def parse_request_head(
@@ -370,30 +405,43 @@ def parse_request_head(
     h.buf = buf
     h.length = rc
     h.spans = out
-    h.head_start = out[0]
-    h.method_start = ms = out[1]
-    h.method_end = me = out[2]
-    h.target_start = ts = out[3]
-    h.target_end = te = out[4]
-    h.version_minor = minor = out[5]
+    ms, me, ts, te, minor = out[1:6]
     ids = out[8::5]
+    present = set(ids)
+
     # Framing first: a smuggling attempt is reported as such, whatever else is wrong.
-    _framing(h, buf, out, ids, minor, False)
+    if _CONTENT_LENGTH in present or _TRANSFER_ENCODING in present:
+        _framing(h, buf, out, ids, minor, False)
+    else:
+        h.body = _NONE
+        h.content_length = None
+    tokens: tuple[bytes, ...] = ()
+    if _CONNECTION in present:
+        tokens = _connection_tokens(buf, out, ids)
+        h.keep_alive = (b"close" not in tokens if minor
+                        else b"keep-alive" in tokens and b"close" not in tokens)
+    else:
+        h.keep_alive = minor != 0
+    h.connection_tokens = tokens
+
     # Target form and authority (RFC 9112 §3.2, §3.2.2).
     first = buf[ts]
     host: bytes | None = None
     if me - ms == 7 and buf[ms:me] == b"CONNECT":
-        form = TargetForm.AUTHORITY
+        h.target_form = _AUTHORITY_FORM
         if not _is_authority(_bytes(buf, ts, te)):
             raise error("BAD_TARGET_FORM", ts)
+        # RFC 9110 §9.3.6: a CONNECT request has no content; what follows its head is the
+        # tunnel's, once a 2xx opens it (http-parser and llhttp read it the same way).
+        h.body = _NONE
     elif first == 47:  # "/"
-        form = TargetForm.ORIGIN
+        h.target_form = _ORIGIN
     elif first == 42 and te - ts == 1:  # "*"
-        form = TargetForm.ASTERISK
+        h.target_form = _ASTERISK
         if buf[ms:me] != b"OPTIONS":
             raise error("BAD_TARGET_FORM", ts)
     else:
-        form = TargetForm.ABSOLUTE
+        h.target_form = _ABSOLUTE_FORM
         m = _ABSOLUTE.match(_bytes(buf, ts, te))
         if m is None:
             raise error("BAD_TARGET_FORM", ts)
@@ -401,40 +449,37 @@ def parse_request_head(
         host = m.group(1)
         if not _HOST_VALUE.fullmatch(host) or host[:1] in (b"", b":"):
             raise error("BAD_TARGET", ts)
-    h.target_form = form
 
     # Host: exactly one in HTTP/1.1, at most one in HTTP/1.0 (RFC 9112 §3.2).
-    nhost = ids.count(_HOST)
-    if nhost == 1:
-        i = 8 + 5 * ids.index(_HOST)
-        value = _bytes(buf, out[i + 3], out[i + 4])
-        if not _HOST_VALUE.fullmatch(value):
-            raise error("BAD_HOST", out[i + 3])
+    if _HOST in present:
+        i = 11 + 5 * ids.index(_HOST)
+        if ids.count(_HOST) > 1:
+            raise error("DUPLICATE_HOST", _nth(out, ids, _HOST, 1))
+        value = bytes(buf[out[i] : out[i + 1]])
+        if value not in _VALID_HOSTS:
+            if _HOST_VALUE.fullmatch(value) is None:
+                raise error("BAD_HOST", out[i])
+            _remember(_VALID_HOSTS, value, True)
         if host is None:
             host = value
-    elif nhost:
-        raise error("DUPLICATE_HOST", _nth(out, ids, _HOST, 1))
     elif minor:
         raise error("MISSING_HOST")
     h.host = host
 
-    if form == TargetForm.AUTHORITY:
-        # RFC 9110 §9.3.6: a CONNECT request has no content; what follows its head is the
-        # tunnel's, once a 2xx opens it (http-parser and llhttp read it the same way).
-        h.body = BodyKind.NONE
-    elif h.content_length is not None and h.body == BodyKind.LENGTH:
-        max_body = limits.max_body
-        if max_body is not None and h.content_length > max_body:
+    max_body = limits.max_body
+    if max_body is not None and h.body == _LENGTH:
+        assert h.content_length is not None
+        if h.content_length > max_body:
             raise error("BODY_TOO_LARGE", _nth(out, ids, _CONTENT_LENGTH, 0))
 
-    tokens = h.connection_tokens
     h.expect_continue = False
-    if minor and _EXPECT in ids:
-        h.expect_continue = any(v.strip(_OWS).lower() == b"100-continue"
-                                for v in _values(buf, out, ids, _EXPECT))
     h.upgrade = None
-    if minor and _UPGRADE in ids and b"upgrade" in tokens:
-        h.upgrade = b", ".join(_values(buf, out, ids, _UPGRADE))
+    if minor:
+        if _EXPECT in present:
+            h.expect_continue = any(v.lower() == b"100-continue"
+                                    for v in _values(buf, out, ids, _EXPECT))
+        if _UPGRADE in present and b"upgrade" in tokens:
+            h.upgrade = b", ".join(_values(buf, out, ids, _UPGRADE))
     return h
 
 
@@ -462,32 +507,42 @@ def parse_response_head(
     h.buf = buf
     h.length = rc
     h.spans = out
-    h.head_start = 0
     h.status = status = out[1]
-    h.reason_start = out[2]
-    h.reason_end = out[3]
-    h.version_minor = minor = out[5]
+    minor = out[5]
     ids = out[8::5]
-    _framing(h, buf, out, ids, minor, True)
+    present = set(ids)
+    if _CONTENT_LENGTH in present or _TRANSFER_ENCODING in present:
+        _framing(h, buf, out, ids, minor, True)
+    else:
+        h.body = _CLOSE_DELIMITED
+        h.content_length = None
+    tokens: tuple[bytes, ...] = ()
+    if _CONNECTION in present:
+        tokens = _connection_tokens(buf, out, ids)
+        h.keep_alive = (b"close" not in tokens if minor
+                        else b"keep-alive" in tokens and b"close" not in tokens)
+    else:
+        h.keep_alive = minor != 0
+    h.connection_tokens = tokens
     h.is_informational = informational = status < 200
     h.tunnel = tunnel = request_method == b"CONNECT" and 200 <= status < 300
     if informational or tunnel or status == 204 or status == 304 or request_method == b"HEAD":
-        h.body = BodyKind.NONE
-    if tunnel or h.body == BodyKind.CLOSE_DELIMITED:
+        h.body = _NONE
+    if tunnel or h.body == _CLOSE_DELIMITED:
         h.keep_alive = False
     h.upgrade = None
-    if status == 101 and _UPGRADE in ids and b"upgrade" in h.connection_tokens:
+    if status == 101 and _UPGRADE in present and b"upgrade" in tokens:
         h.upgrade = b", ".join(_values(buf, out, ids, _UPGRADE))
     return h
 
 
 def _framing(h: _Head, buf: Buffer, out: list[int], ids: list[int], minor: int,
              response: bool) -> None:
-    """Content-Length, Transfer-Encoding and Connection: RFC 9112 §6.1-6.3 and §9.3."""
+    """Content-Length and Transfer-Encoding: RFC 9112 §6.1-6.3 (see the tables above)."""
     ncl = ids.count(_CONTENT_LENGTH)
     nte = ids.count(_TRANSFER_ENCODING)
     content_length: int | None = None
-    body = BodyKind.CLOSE_DELIMITED if response else BodyKind.NONE
+    body = _CLOSE_DELIMITED if response else _NONE
     if ncl:
         if nte:
             second = max(_nth(out, ids, _CONTENT_LENGTH, 0) or 0,
@@ -500,7 +555,7 @@ def _framing(h: _Head, buf: Buffer, out: list[int], ids: list[int], minor: int,
         if not (0 < len(value) <= 18 and value.isdigit()):
             raise error("BAD_CL", out[i + 3], response=response)
         content_length = int(value)
-        body = BodyKind.LENGTH
+        body = _LENGTH
     elif nte:
         at = _nth(out, ids, _TRANSFER_ENCODING, 0)
         if not minor:
@@ -513,23 +568,45 @@ def _framing(h: _Head, buf: Buffer, out: list[int], ids: list[int], minor: int,
         if codings.count(b"chunked") > 1:
             raise error("DUPLICATE_CHUNKED", at, response=response)
         if codings[-1] == b"chunked":
-            body = BodyKind.CHUNKED
+            body = _CHUNKED
         elif not response:  # §6.3: the request's length cannot be determined
             raise error("CHUNKED_NOT_FINAL", at)
         # a response whose final coding is not chunked is delimited by the close (§6.3)
     h.body = body
     h.content_length = content_length
-    tokens: tuple[bytes, ...] = ()
-    if _CONNECTION in ids:
-        tokens = tuple(
-            t for v in _values(buf, out, ids, _CONNECTION)
-            for t in (p.strip(_OWS).lower() for p in v.split(b",")) if t
-        )
-    h.connection_tokens = tokens
-    if minor:
-        h.keep_alive = b"close" not in tokens
-    else:
-        h.keep_alive = b"keep-alive" in tokens and b"close" not in tokens
+
+
+def _connection_tokens(buf: Buffer, out: list[int], ids: list[int]) -> tuple[bytes, ...]:
+    """The options of every Connection line, lowercase, in order (empty elements dropped)."""
+    if ids.count(_CONNECTION) == 1:  # the usual case, with a handful of distinct values
+        i = 11 + 5 * ids.index(_CONNECTION)
+        value = bytes(buf[out[i] : out[i + 1]])
+        tokens = _TOKENS.get(value)
+        if tokens is None:
+            tokens = _split_tokens([value])
+            _remember(_TOKENS, value, tokens)
+        return tokens
+    return _split_tokens(_values(buf, out, ids, _CONNECTION))
+
+
+def _split_tokens(values: list[bytes]) -> tuple[bytes, ...]:
+    return tuple(
+        t for v in values for t in (p.strip(_OWS).lower() for p in v.split(b",")) if t
+    )
+
+
+# Memos of pure functions of a header value, for the values every request repeats (a
+# proxy sees few distinct Host and Connection values). Bounded: a peer sending new values
+# only makes them start over.
+_MEMO_SIZE: Final = 1024
+_VALID_HOSTS: dict[bytes, bool] = {}
+_TOKENS: dict[bytes, tuple[bytes, ...]] = {}
+
+
+def _remember(memo: dict[bytes, _T], key: bytes, value: _T) -> None:
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
 
 
 def _codings(values: list[bytes]) -> list[bytes] | None:
@@ -561,8 +638,12 @@ def _is_authority(target: bytes) -> bool:
 
 
 def _values(buf: Buffer, out: list[int], ids: list[int], hid: int) -> list[bytes]:
-    return [_bytes(buf, out[9 + 5 * k + 2], out[9 + 5 * k + 3])
-            for k, i in enumerate(ids) if i == hid]
+    """The values of the header lines with id ``hid``, in order."""
+    i = ids.index(hid)
+    if ids.count(hid) == 1:  # the usual case: no scan of every line
+        i = 11 + 5 * i
+        return [bytes(buf[out[i] : out[i + 1]])]
+    return [bytes(buf[out[11 + 5 * k] : out[12 + 5 * k]]) for k, x in enumerate(ids) if x == hid]
 
 
 def _nth(out: list[int], ids: list[int], hid: int, nth: int) -> int | None:

@@ -20,7 +20,8 @@ native_scan = parser._native_scan
 SEEDS = [
     b"GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t/1\r\n"
     b"Accept: */*\r\nContent-Length: 5\r\n\r\nhello",
-    b"\r\n\r\nPOST /p HTTP/1.0\r\nTransfer-Encoding: chunked\r\nX-Empty:\r\nX-Ws: \t a b \t\r\n\r\n",
+    b"\r\n\r\nPOST /p HTTP/1.0\r\nTransfer-Encoding: chunked\r\nX-Empty:\r\n"
+    b"X-Ws: \t a b \t\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.0 404 \r\nA: b\r\n\r\n",
     b"HTTP/1.1 204\r\n\r\n",

@@ -157,3 +157,22 @@ def test_pure_fast_path_agrees_with_the_reference(parser_backend: str) -> None:
 def test_backend_is_what_the_fixture_set(parser_backend: str) -> None:
     active = parser.BACKEND
     assert active == parser_backend
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 40])
+def test_trailing_ows_trimmed_in_every_piece(kind: type, n: int) -> None:
+    lines = [b"H-%d: v%d%s" % (i, i, b" \t "[: i % 4]) for i in range(n)]
+    head = b"GET / HTTP/1.1\r\n" + b"".join(line + b"\r\n" for line in lines) + b"\r\n"
+    rc, out = scan(kind(head))
+    assert rc == len(head)
+    assert [head[out[i + 3] : out[i + 4]] for i in range(8, len(out), 5)] == [
+        b"v%d" % i for i in range(n)]
+    assert (rc, out) == pure._reference(head, len(head), 0, True, 16384, 100)
+
+
+def test_reason_keeps_its_blanks() -> None:
+    head = b"HTTP/1.1 200 OK \t\r\nA: b \r\n\r\n"
+    rc, out = scan(head, is_request=False)
+    assert rc == len(head)
+    assert head[out[2] : out[3]] == b"OK \t" and head[out[11] : out[12]] == b"b"
