@@ -30,7 +30,13 @@ request was sent); a backend that closes before any response byte, with the requ
 not yet started, is retried the same way (a stale keep-alive connection); otherwise 503 (no
 backend), 502 (backend failed or answered garbage before the response head), 504 (backend
 timeout before the response head). Once the response head went out, a failure can only
-close the client connection.
+close the client connection. A client that ends its side inside a request body closes the
+session (and so releases the backend connection). A response that comes before the whole
+request body arrived (an early 401, a refused ``Expect: 100-continue``) carries
+``Connection: close`` and ends the connection: the bytes that follow belong to that body and
+must never be parsed as a new request.
+
+Access log lines are queued per request and written once per loop pass (``call_soon``).
 
 Header rules (Sōzu's ``kawa_h1/editor.rs``): requests get ``X-Forwarded-For`` (appended),
 ``X-Forwarded-Proto`` and ``X-Forwarded-Port`` (kept if the client sent them), ``Forwarded``
@@ -76,7 +82,7 @@ from pysozu.reactor.session import (
 from pysozu.reactor.timer import Timeout
 
 from .access_log import AccessLogger, AccessRecord
-from .answers import Answers
+from .answers import ANSWER_STATUSES, Answers
 from .backends import Backend, NoAvailableBackend
 from .pipe import Pipe
 from .router import Router, split_host_port
@@ -166,6 +172,23 @@ class HttpProxy:
         self.upstreams = upstreams
         self.clusters: dict[str, HttpCluster] = {}
         self.access_log: AccessLogger | None = None
+        self._flush_pending = False
+
+    def log_access(self, record: AccessRecord) -> None:
+        """Queue an access log line; the lines of one loop pass are written together at
+        its end (``call_soon`` runs after the pass's events)."""
+        logger = self.access_log
+        if logger is None:
+            return
+        logger.log(record)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.server.call_soon(self._flush_access_log)
+
+    def _flush_access_log(self) -> None:
+        self._flush_pending = False
+        if self.access_log is not None:
+            self.access_log.flush()
 
     def create_session(
         self, server: Server, sock: socket.socket, peer: Any, listener: Listener
@@ -411,6 +434,12 @@ class Http(SessionState):
             self.front_timeout.touch()
             if self.phase == FORWARD and not self.req_done:
                 self._feed_request_body()
+        if self.front_eof and self.phase == FORWARD and self.req_body is not None \
+                and not self.req_body.done:
+            # the client ended its side inside the body: the request can never complete,
+            # and the backend would hold its connection waiting for the rest
+            self.metrics.incr("http.client_aborted")
+            return False
         if self.phase == HEAD and self.front_end == self.front_start:
             self._release_front_buffer()
         return True
@@ -458,7 +487,11 @@ class Http(SessionState):
                 return True
             return False
         front_r.interest &= ~WRITABLE
-        if self.phase == FORWARD and not self.resp_done:
+        resp = self.resp
+        if (self.phase == FORWARD and not self.resp_done and resp is not None
+                and not resp.is_informational):
+            # only a final response has a body to go on with: after a relayed 1xx the
+            # final head is still to come
             self._feed_response_body()
             if self.back_status == _CONNECTED and not self.back_eof:
                 self.back_r.interest |= READABLE  # room again: resume reading the backend
@@ -480,6 +513,7 @@ class Http(SessionState):
             view.release()
             self.head_last_len = 0
             self.metrics.incr("http.frontend_parse_errors")
+            self._unparsed_request()
             self._answer(e.status, message=e.reason, close=True)
             self.phase = ANSWER
             self.front_start = self.front_end  # nothing more is read from this client
@@ -498,6 +532,13 @@ class Http(SessionState):
         finally:
             view.release()
         return None
+
+    def _unparsed_request(self) -> None:
+        """An answer to a head that never parsed (400, 408...) gets its own request id and
+        no method or path: not those of the previous request on this connection."""
+        self.request_id = new_request_id()
+        self.req_started = self.server.now
+        self.method = self.path = self.authority = b""
 
     def _start_request(self, head: RequestHead, view: memoryview) -> None:
         config = self.config
@@ -554,6 +595,8 @@ class Http(SessionState):
         self.connect_attempts = 0
         if self.req_body is not None:
             self._feed_request_body()
+            if self.phase != FORWARD:
+                return  # the body already in the buffer is invalid: answered, no backend
         else:
             self.req_done = True
         # read no further request until this one is answered (pipelining is served in order)
@@ -1040,7 +1083,13 @@ class Http(SessionState):
         spans = head.spans
         n = spans[6]
         route = self.route
-        closing = self.close_after or not self.keep_alive or self.server.shutting_down
+        req_body = self.req_body
+        closing = (
+            self.close_after or not self.keep_alive or self.server.shutting_down
+            # an early response (401, 417...) before the whole request body arrived: what
+            # the client sends next is the rest of that body, never a new request
+            or (req_body is not None and not req_body.done)
+        )
         deletes = set()
         if route is not None:
             deletes = {e.key.lower() for e in route.headers
@@ -1085,6 +1134,7 @@ class Http(SessionState):
         """The response went out entirely; False when the session must close."""
         self._log_request()
         resp = self.resp
+        backend = self.backend
         reusable = (
             resp is not None
             and resp.keep_alive
@@ -1092,6 +1142,10 @@ class Http(SessionState):
             and not self.close_back_after
             and self.req_done
             and self.front_start == self.req_fwd_end
+            # a removed backend drains: keeping its connection would delay its
+            # REMOVED_BACKEND_HAS_NO_CONNECTIONS until this client's next request
+            and backend is not None
+            and self.upstreams.backends.has_backend(self.cluster_id or "", backend)
         )
         self.close_back_after = False
         self._close_back(reusable=reusable)
@@ -1129,12 +1183,12 @@ class Http(SessionState):
             metrics.incr_scoped(f"http.status.{status // 100}xx", self.cluster_id)
         elapsed = self.server.now - self.req_started
         metrics.record_time("request_time", elapsed, self.cluster_id)
-        logger = self.proxy.access_log
-        if logger is None:
+        proxy = self.proxy
+        if proxy.access_log is None:
             return
         backend = self.backend
         peer = self.session.peer_address
-        logger.log(AccessRecord(
+        proxy.log_access(AccessRecord(
             request_id=self.request_id,
             protocol="HTTP",
             client=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None,
@@ -1164,12 +1218,15 @@ class Http(SessionState):
             "MESSAGE": message,
             "RETRY_AFTER": 60,
         }
-        try:
-            data, closes = self.config.answers.render(status, self.cluster_id, variables)
-        except Exception:  # a broken template must not cost the client an answer
-            log.exception("rendering the %d answer failed", status)
-            data = b"HTTP/1.1 %d Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n" % status
-            closes = True
+        if status not in ANSWER_STATUSES:
+            # the parser's 414, 431, 501 and 505 have no template (yet): a plain answer
+            data, closes = _plain_answer(status, self.request_id), True
+        else:
+            try:
+                data, closes = self.config.answers.render(status, self.cluster_id, variables)
+            except Exception:  # a broken template must not cost the client an answer
+                log.exception("rendering the %d answer failed", status)
+                data, closes = _plain_answer(status, self.request_id), True
         self.resp_status = status
         self.front_out.clear()
         self.front_out_pos = 0
@@ -1186,6 +1243,7 @@ class Http(SessionState):
             return
         self.metrics.incr(m.FRONT_TIMEOUT)
         if self.phase == HEAD and self.front_end > self.front_start:
+            self._unparsed_request()
             self._answer(408, message="the request took too long to arrive", close=True)
             self.front_timeout.set()
             self.server.run_session(session)
@@ -1293,6 +1351,27 @@ class Http(SessionState):
     def print_state(self) -> str:
         return (f"Http(phase={self.phase}, front={self.front_r}, back={self.back_r}, "
                 f"cluster={self.cluster_id})")
+
+
+#: Reason phrases (RFC 9110) of the statuses the parser may ask for without a template.
+#: (Not from the stdlib ``http`` module: a script named ``http.py`` would shadow it.)
+_REASONS = {
+    400: "Bad Request", 413: "Content Too Large", 414: "URI Too Long",
+    431: "Request Header Fields Too Large", 501: "Not Implemented",
+    502: "Bad Gateway", 505: "HTTP Version Not Supported",
+}
+
+
+def _plain_answer(status: int, request_id: str) -> bytes:
+    """A minimal closing answer for a status without a template."""
+    reason = _REASONS.get(status, "Error")
+    body = f"{status} {reason}\n".encode()
+    sozu_id = f"Sozu-Id: {request_id}\r\n" if request_id else ""
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nCache-Control: no-cache\r\nConnection: close\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
+        f"{sozu_id}\r\n"
+    ).encode() + body
 
 
 def _strip_cookie(value: bytes, name: bytes) -> tuple[bytes, bytes | None]:

@@ -35,3 +35,22 @@ def black_hole() -> Iterator[BlackHole]:
         yield hole
     finally:
         hole.close()
+
+
+@pytest.fixture
+def make_http_backend() -> Iterator[Any]:
+    """Factory of recording ``HttpBackend``s (HTTP tests), all closed after the test."""
+    from tests.e2e.http_helpers import HttpBackend
+
+    backends: list[HttpBackend] = []
+
+    def make(name: str = "backend") -> HttpBackend:
+        backend = HttpBackend(name)
+        backends.append(backend)
+        return backend
+
+    try:
+        yield make
+    finally:
+        for backend in backends:
+            backend.close()
