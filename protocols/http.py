@@ -84,6 +84,13 @@ from pysozu.reactor.timer import Timeout
 from .access_log import AccessLogger, AccessRecord
 from .answers import ANSWER_STATUSES, Answers
 from .backends import Backend, NoAvailableBackend
+from .http_rules import (
+    REDIRECT_STATUS,
+    IpLimiter,
+    check_basic_auth,
+    redirect_location,
+    www_authenticate,
+)
 from .pipe import Pipe
 from .router import Router, split_host_port
 from .upstream import NO_RESOURCES, Upstreams
@@ -129,6 +136,10 @@ class HttpRoute:
     cluster_id: str | None
     headers: list[HeaderEdit] = field(default_factory=list)
     tags: dict[str, str] | None = None
+    #: FORWARD (proxy), PERMANENT / FOUND / PERMANENT_REDIRECT (301/302/308), UNAUTHORIZED
+    redirect: str = "FORWARD"
+    redirect_scheme: str = "USE_SAME"
+    required_auth: bool = False
 
 
 @dataclass
@@ -162,6 +173,11 @@ class HttpListenerConfig:
 class HttpCluster:
     cluster_id: str
     sticky_session: bool = False
+    https_redirect: bool = False
+    https_redirect_port: int | None = None
+    authorized_hashes: list[str] = field(default_factory=list)
+    www_authenticate: str | None = None
+    retry_after: int | None = None
 
 
 class HttpProxy:
@@ -173,6 +189,10 @@ class HttpProxy:
         self.clusters: dict[str, HttpCluster] = {}
         self.access_log: AccessLogger | None = None
         self._flush_pending = False
+        #: client connections per (cluster, IP) against SET_MAX_CONNECTIONS_PER_IP
+        self.ip_limiter = IpLimiter()
+        #: Retry-After of 429 answers when the cluster sets none (Sōzu's ``retry_after``)
+        self.retry_after = 60
 
     def log_access(self, record: AccessRecord) -> None:
         """Queue an access log line; the lines of one loop pass are written together at
@@ -299,6 +319,8 @@ class Http(SessionState):
         self.answer_close = False
         self.close_back_after = False  # the backend said it closes after this response
         self.fatal = False  # the request broke mid-body: only closing both ends is safe
+        #: clusters this connection counts against in the per-IP limiter (released at close)
+        self.ip_clusters: set[str] = set()
         timers = server.timers
         self.front_timeout = Timeout(timers, config.request_timeout, self._front_timed_out)
         self.front_timeout.set()
@@ -583,6 +605,8 @@ class Http(SessionState):
             return
         self.cluster_id = route.cluster_id
         cluster = self.proxy.clusters.get(route.cluster_id)
+        if not self._request_allowed(head, route, cluster, host, _port, path):
+            return
         sticky = cluster is not None and cluster.sticky_session
         self.req_head = self._rewrite_request(head, view, route, sticky)
         self.phase = FORWARD
@@ -603,6 +627,52 @@ class Http(SessionState):
         if self.req_done:
             self.front_r.interest &= ~READABLE
         self._open_backend()
+
+    def _request_allowed(
+        self, head: RequestHead, route: HttpRoute, cluster: HttpCluster | None, host: str,
+        port: int | None, path: bytes,
+    ) -> bool:
+        """Redirects, basic auth and the per-IP limit (``http_rules``); False: answered."""
+        if route.redirect == "UNAUTHORIZED":
+            self._answer(401, close=True)
+            return False
+        local_port = self.config.public_port(self.session.front_socket.getsockname()[1])
+        if port is None:
+            port = local_port
+        status = REDIRECT_STATUS.get(route.redirect)
+        if status is None and cluster is not None and cluster.https_redirect:
+            status = 301
+            location = redirect_location("USE_HTTPS", "http", host, port, path.decode("latin-1"),
+                                         cluster.https_redirect_port)
+        elif status is not None:
+            https_port = cluster.https_redirect_port if cluster is not None else None
+            location = redirect_location(route.redirect_scheme, "http", host, port,
+                                         path.decode("latin-1"), https_port)
+        if status is not None:
+            self._answer(status, close=True, extra={"REDIRECT_LOCATION": location})
+            return False
+        if route.required_auth:
+            values = head.get(b"authorization")
+            hashes = cluster.authorized_hashes if cluster is not None else []
+            if len(values) != 1 or not check_basic_auth(values[0], hashes):
+                realm = cluster.www_authenticate if cluster is not None else None
+                self.metrics.incr("http.401.errors")
+                self._answer(401, close=True,
+                             extra={"WWW_AUTHENTICATE": www_authenticate(realm)})
+                return False
+        cluster_id = route.cluster_id
+        assert cluster_id is not None
+        if cluster_id not in self.ip_clusters:
+            peer = self.session.peer_address
+            ip = peer[0] if isinstance(peer, tuple) else ""
+            if not self.proxy.ip_limiter.acquire(cluster_id, ip):
+                self.metrics.incr("http.429.errors")
+                retry = (cluster.retry_after if cluster is not None and cluster.retry_after
+                         else self.proxy.retry_after)
+                self._answer(429, close=True, extra={"RETRY_AFTER": retry})
+                return False
+            self.ip_clusters.add(cluster_id)
+        return True
 
     def _feed_request_body(self) -> None:
         body = self.req_body
@@ -1208,7 +1278,10 @@ class Http(SessionState):
         ))
 
     # -- default answers ----------------------------------------------------------------------
-    def _answer(self, status: int, *, message: str = "", close: bool = True) -> None:
+    def _answer(
+        self, status: int, *, message: str = "", close: bool = True,
+        extra: dict[str, str | bytes | int] | None = None,
+    ) -> None:
         backend = self.backend
         variables: dict[str, str | bytes | int] = {
             "REQUEST_ID": self.request_id,
@@ -1216,8 +1289,10 @@ class Http(SessionState):
             "BACKEND_ID": backend.backend_id if backend is not None else "",
             "ROUTE": self.path,
             "MESSAGE": message,
-            "RETRY_AFTER": 60,
+            "RETRY_AFTER": self.proxy.retry_after,
         }
+        if extra:
+            variables.update(extra)
         if status not in ANSWER_STATUSES:
             # the parser's 414, 431, 501 and 505 have no template (yet): a plain answer
             data, closes = _plain_answer(status, self.request_id), True
@@ -1316,6 +1391,7 @@ class Http(SessionState):
 
     def _pipe_closed(self, session: StateMachineSession, pipe: Pipe) -> None:
         """The pipe that replaced this state closes: release what this state still owns."""
+        self._release_ip_slots()
         self.metrics.gauge_add("protocol.ws", -1)
         self.front_timeout.cancel()
         self.back_timeout.cancel()
@@ -1337,7 +1413,15 @@ class Http(SessionState):
         self.keep_alive = False
         return False
 
+    def _release_ip_slots(self) -> None:
+        peer = self.session.peer_address
+        ip = peer[0] if isinstance(peer, tuple) else ""
+        for cluster_id in self.ip_clusters:
+            self.proxy.ip_limiter.release(cluster_id, ip)
+        self.ip_clusters.clear()
+
     def close(self, session: StateMachineSession) -> None:
+        self._release_ip_slots()
         self.front_timeout.cancel()
         self.back_timeout.cancel()
         self.connect_timeout.cancel()

@@ -46,11 +46,6 @@ log = logging.getLogger("pysozu.worker")
 Handler = Callable[[Request, Reply], dict[str, Any] | None]
 
 
-#: Request types the command layer validates but this worker does not carry out yet: they
-#: are answered with a FAILURE that says so (never a silent OK).
-NOT_YET_SUPPORTED = frozenset({"SET_MAX_CONNECTIONS_PER_IP", "QUERY_MAX_CONNECTIONS_PER_IP"})
-
-
 class RequestFailed(Exception):
     """A request was refused while building a worker from a configuration."""
 
@@ -109,6 +104,8 @@ class Worker:
             "SET_HEALTH_CHECK": self._set_health_check,
             "REMOVE_HEALTH_CHECK": self._remove_health_check,
             "QUERY_HEALTH_CHECKS": self._query_health_checks,
+            "SET_MAX_CONNECTIONS_PER_IP": self._set_max_connections_per_ip,
+            "QUERY_MAX_CONNECTIONS_PER_IP": self._query_max_connections_per_ip,
         }
 
     # -- public API ---------------------------------------------------------------------------
@@ -194,10 +191,7 @@ class Worker:
         """Carry out a validated request; every outcome is answered through ``reply``."""
         handler = self._handlers.get(request.type)
         if handler is None:
-            if request.type in NOT_YET_SUPPORTED:
-                reply(failure(request.id, f"{request.type} is not supported by this worker yet"))
-            else:
-                reply(failure(request.id, f"request type {request.type} is not handled by workers"))
+            reply(failure(request.id, f"request type {request.type} is not handled by workers"))
             return
         try:
             answer = handler(request, reply)
@@ -244,8 +238,19 @@ class Worker:
         self._cluster_answers[f["cluster_id"]] = answers
         self.tcp.add_cluster(f["cluster_id"], f.get("proxy_protocol"))
         self.http.clusters[f["cluster_id"]] = HttpCluster(
-            f["cluster_id"], sticky_session=bool(f.get("sticky_session"))
+            f["cluster_id"],
+            sticky_session=bool(f.get("sticky_session")),
+            https_redirect=bool(f.get("https_redirect")),
+            https_redirect_port=f.get("https_redirect_port"),
+            authorized_hashes=list(f.get("authorized_hashes") or []),
+            www_authenticate=f.get("www_authenticate"),
+            retry_after=f.get("retry_after"),
         )
+        limit = f.get("max_connections_per_ip")
+        if limit:
+            self.http.ip_limiter.cluster_limits[f["cluster_id"]] = limit
+        else:
+            self.http.ip_limiter.cluster_limits.pop(f["cluster_id"], None)
         if f.get("health_check"):
             self.health.set(f["cluster_id"], _health_config(f["health_check"]))
         else:
@@ -258,6 +263,7 @@ class Worker:
         cluster_id = request["cluster_id"]
         self.tcp.remove_cluster(cluster_id)
         self.http.clusters.pop(cluster_id, None)
+        self.http.ip_limiter.cluster_limits.pop(cluster_id, None)
         self._cluster_answers.pop(cluster_id, None)
         for listener in self._http_listeners():
             listener.answers.remove_cluster(cluster_id)
@@ -438,11 +444,8 @@ class Worker:
         f = request.fields
         unsupported = [
             name
-            for name, default in (("redirect", "FORWARD"), ("redirect_scheme", "USE_SAME"),
-                                  ("redirect_template", None), ("rewrite_host", None),
-                                  ("rewrite_path", None), ("rewrite_port", None),
-                                  ("required_auth", False))
-            if f.get(name) not in (default, None)
+            for name in ("redirect_template", "rewrite_host", "rewrite_path", "rewrite_port")
+            if f.get(name) is not None
         ]
         if unsupported:
             raise ValueError(f"not supported yet on HTTP frontends: {', '.join(unsupported)}")
@@ -454,6 +457,9 @@ class Worker:
                 for h in f.get("headers") or []
             ],
             tags=dict(f["tags"]) if f.get("tags") else None,
+            redirect=f.get("redirect") or "FORWARD",
+            redirect_scheme=f.get("redirect_scheme") or "USE_SAME",
+            required_auth=bool(f.get("required_auth")),
         )
         return Frontend(
             hostname=f["hostname"],
@@ -506,6 +512,15 @@ class Worker:
     def _logging(self, request: Request, reply: Reply) -> dict[str, Any]:
         apply_log_filter(request["filter"])
         return ok(request.id, f"logging set to {request['filter']}")
+
+    def _set_max_connections_per_ip(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        self.http.ip_limiter.global_limit = request["limit"]
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _query_max_connections_per_ip(self, request: Request, reply: Reply) -> dict[str, Any]:
+        return ok(request.id, "", {"limit": self.http.ip_limiter.global_limit})
 
     def _set_health_check(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
