@@ -140,6 +140,12 @@ class ServerConfig:
     log_target: str = "stdout"
     log_colored: bool = False
     access_logs_target: str | None = None
+    #: "ascii" (Sōzu's text layout) or "json" (one object per line)
+    access_logs_format: str = "ascii"
+    #: the [metrics] table: StatsD collector address, tags or dotted names, name prefix
+    metrics_address: str | None = None
+    metrics_tagged: bool = True
+    metrics_prefix: str = "sozu"
     worker_count: int = 1
     worker_automatic_restart: bool = True
     worker_timeout: int = 10
@@ -183,6 +189,10 @@ _SERVER_KINDS: Final[dict[str, str]] = {
     "log_target": "nonempty_str",
     "log_colored": "bool",
     "access_logs_target": "str",
+    "access_logs_format": "str",
+    "metrics_address": "str",
+    "metrics_tagged": "bool",
+    "metrics_prefix": "nonempty_str",
     "worker_count": "posint",
     "worker_automatic_restart": "bool",
     "worker_timeout": "uint32",
@@ -595,10 +605,14 @@ class _Builder:
     def build(self, data: dict[str, Any]) -> FileConfig:
         settings: dict[str, Any] = {}
         for key, value in data.items():
-            if key in _SERVER_KINDS:
+            if key in _SERVER_KINDS and not key.startswith("metrics_"):
                 settings[key] = self.value((key,), value, _SERVER_KINDS[key])
+            elif key == "metrics":
+                settings.update(self.metrics(value))
             elif key not in ("listeners", "clusters", "demo_backend"):
                 raise self.error((key,), "unknown key")
+        if settings.get("access_logs_format", "ascii") not in ("ascii", "json"):
+            raise self.error(("access_logs_format",), "must be 'ascii' or 'json'")
         demo_backend = self.value(("demo_backend",), data.get("demo_backend", False), "bool")
         server = ServerConfig(**settings)
         if server.command_buffer_size > server.max_command_buffer_size:
@@ -642,6 +656,28 @@ class _Builder:
         except StateError as exc:  # pragma: no cover - the checks above come first
             raise ConfigError(str(exc), source=self.source) from None
         return FileConfig(server=server, requests=requests, demo_backend=demo_backend)
+
+    def metrics(self, raw: Any) -> dict[str, Any]:
+        """Sōzu's ``[metrics]`` table: ``address`` (StatsD over UDP), ``tagged_metrics``,
+        ``prefix``."""
+        if not isinstance(raw, dict):
+            raise self.error(("metrics",), "must be a table")
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key == "address":
+                address = self.value(("metrics", key), value, "nonempty_str")
+                try:
+                    parse_address(address)
+                except CommandError as exc:
+                    raise self.error(("metrics", key), str(exc)) from None
+                out["metrics_address"] = address
+            elif key == "tagged_metrics":
+                out["metrics_tagged"] = self.value(("metrics", key), value, "bool")
+            elif key == "prefix":
+                out["metrics_prefix"] = self.value(("metrics", key), value, "nonempty_str")
+            else:
+                raise self.error(("metrics", key), "unknown key for metrics")
+        return out
 
     def listener(self, path: _Path, raw: Any, server: ServerConfig) -> None:
         if not isinstance(raw, dict):

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pysozu.parser import Limits
+from pysozu.protocols.access_log import AccessLogger
 from pysozu.protocols.answers import AnswerError, Answers, load_template_source
 from pysozu.protocols.backends import Backend
 from pysozu.protocols.health_check import HealthCheckConfig, HealthChecker
@@ -34,6 +35,7 @@ from pysozu.protocols.http import HeaderEdit, HttpCluster, HttpListenerConfig, H
 from pysozu.protocols.router import Frontend, PathRule, PathRuleKind, RulePosition
 from pysozu.protocols.tcp import TcpListenerConfig, TcpProxy
 from pysozu.protocols.upstream import Upstreams
+from pysozu.reactor.metrics import StatsdDrain
 from pysozu.reactor.server import Reply, Server
 from pysozu.reactor.session import ProxySession, StateFactory, StateMachineSession
 
@@ -70,6 +72,13 @@ class Worker:
         self.tcp = TcpProxy(self.server, self.upstreams)
         self.http = HttpProxy(self.server, self.upstreams)
         self.health = HealthChecker(self.server, self.upstreams)
+        if config.access_logs_target:
+            self.http.access_log = AccessLogger(config.access_logs_target,
+                                                config.access_logs_format)
+        if config.metrics_address:
+            self.server.metrics.set_drain(StatsdDrain(
+                parse_address(config.metrics_address), config.metrics_prefix,
+                config.metrics_tagged))
         #: answer templates of each cluster, applied to every HTTP listener
         self._cluster_answers: dict[str, dict[str, str]] = {}
         self._thread: threading.Thread | None = None
@@ -175,6 +184,7 @@ class Worker:
         self.health.close()
         if self.http.access_log is not None:
             self.http.access_log.close()
+        self.server.metrics.set_drain(None)
         self.server.close()
 
     # -- dispatch -----------------------------------------------------------------------------

@@ -672,3 +672,27 @@ def test_requests_are_valid_wire_requests() -> None:
     config = parse_config(SOZU_STYLE)
     for request in config.requests:
         assert parse_request(request.to_dict()) == request
+
+
+def test_metrics_table_and_access_log_keys() -> None:
+    config = parse(
+        'access_logs_target = "file:///tmp/x.log"\naccess_logs_format = "json"\n'
+        '[metrics]\naddress = "127.0.0.1:8125"\nprefix = "px"\ntagged_metrics = false\n'
+    )
+    server = config.server
+    assert (server.metrics_address, server.metrics_prefix, server.metrics_tagged) == (
+        "127.0.0.1:8125", "px", False)
+    assert (server.access_logs_target, server.access_logs_format) == ("file:///tmp/x.log", "json")
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ('[metrics]\nfoo = 1\n', ":2: metrics.foo: unknown key"),
+    ('access_logs_format = "xml"\n', ":1: access_logs_format: must be 'ascii' or 'json'"),
+    ('[metrics]\naddress = "nope"\n', ":2: metrics.address: invalid address"),
+    ('metrics_address = "1.2.3.4:5"\n', ":1: metrics_address: unknown key"),
+    ('metrics = 3\n', ":1: metrics: must be a table"),
+])
+def test_metrics_table_errors(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse(text)
+    assert fragment in str(e.value)
