@@ -4,15 +4,21 @@ Memory for connection data is capped at ``max_buffers × buffer_size``: a sessio
 get a buffer is refused (the caller answers 503 or closes), instead of letting a flood of
 connections grow the process without bound. Buffers are ``bytearray`` objects filled with
 ``recv_into`` through ``memoryview`` slices, and returned for reuse when a session closes.
+
+At most ``max_free`` returned buffers are kept for reuse (and at least ``min_buffers``):
+after a burst, the memory of the surplus goes back to the allocator instead of staying
+with an idle proxy.
 """
 
 from __future__ import annotations
 
 
 class BufferPool:
-    __slots__ = ("_free", "buffer_size", "created", "in_use", "max_buffers")
+    __slots__ = ("_free", "buffer_size", "created", "in_use", "max_buffers", "max_free")
 
-    def __init__(self, max_buffers: int, buffer_size: int, min_buffers: int = 1) -> None:
+    def __init__(
+        self, max_buffers: int, buffer_size: int, min_buffers: int = 1, max_free: int = 128
+    ) -> None:
         if max_buffers < 1 or buffer_size < 1:
             raise ValueError("max_buffers and buffer_size must be positive")
         self.max_buffers = max_buffers
@@ -20,8 +26,10 @@ class BufferPool:
         self._free: list[bytearray] = [
             bytearray(buffer_size) for _ in range(min(min_buffers, max_buffers))
         ]
+        #: buffers alive now (in use or free); never above ``max_buffers``
         self.created = len(self._free)
         self.in_use = 0
+        self.max_free = max(max_free, min_buffers)
 
     def checkout(self) -> bytearray | None:
         """A buffer, or None when ``max_buffers`` are already out."""
@@ -38,7 +46,10 @@ class BufferPool:
         if buf is None:
             return
         self.in_use -= 1
-        self._free.append(buf)
+        if len(self._free) < self.max_free:
+            self._free.append(buf)
+        else:
+            self.created -= 1  # let it go: the pool may allocate it again under load
 
     @property
     def available(self) -> int:

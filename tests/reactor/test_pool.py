@@ -28,3 +28,15 @@ def test_pool_rejects_bad_sizes():
         BufferPool(0, 16)
     with pytest.raises(ValueError):
         BufferPool(1, 0)
+
+
+def test_pool_keeps_a_bounded_free_list():
+    pool = BufferPool(max_buffers=100, buffer_size=64, min_buffers=2, max_free=3)
+    bufs = [pool.checkout() for _ in range(10)]
+    for b in bufs:
+        pool.checkin(b)
+    assert pool.in_use == 0
+    assert len(pool._free) == 3  # the burst's surplus was released
+    assert pool.created == 3
+    assert [pool.checkout() for _ in range(100)].count(None) == 0  # still up to max_buffers
+    assert pool.checkout() is None
