@@ -318,9 +318,15 @@ class Worker:
             back_timeout=f["back_timeout"],
             connect_timeout=f["connect_timeout"],
         )
-        self.server.add_listener(address, parse_address(address), self.tcp, config)
+        return self._add_listener(request, self.tcp, config)
+
+    def _add_listener(self, request: Request, factory: Any, config: Any) -> dict[str, Any]:
+        """Register a checked listener; bind it at once when ``active`` (a bind failure
+        leaves neither the listener nor the state behind)."""
+        address = request["address"]
+        self.server.add_listener(address, parse_address(address), factory, config)
         content = None
-        if f.get("active"):
+        if request.fields.get("active"):
             try:
                 listener = self.server.activate_listener(address)
             except BaseException:
@@ -418,17 +424,7 @@ class Worker:
         )
         if config.expect_proxy:
             raise ValueError("expect_proxy on HTTP listeners is not supported yet")
-        self.server.add_listener(address, parse_address(address), self.http, config)
-        content = None
-        if f.get("active"):
-            try:
-                listener = self.server.activate_listener(address)
-            except BaseException:
-                self.server.remove_listener(address)
-                raise
-            content = {"bound_address": listener.bound_address}
-        self.state.apply(request)
-        return ok(request.id, "", content)
+        return self._add_listener(request, self.http, config)
 
     def _update_http_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
