@@ -226,6 +226,7 @@ class HttpSession(StateMachineSession):
     """A client connection on an HTTP listener; its state does the work."""
 
     protocol = "http"
+    __slots__ = ()
 
     def __init__(
         self, proxy: HttpProxy, server: Server, sock: socket.socket, peer: Any, listener: Listener
@@ -247,6 +248,80 @@ class Http(SessionState):
 
     RANK = 50
     NAME = "http"
+    # ~70 attributes per connection: slots keep an idle keep-alive connection small
+    __slots__ = (
+        "answer_close",
+        "authority",
+        "back",
+        "back_buf",
+        "back_cluster",
+        "back_end",
+        "back_eof",
+        "back_mv",
+        "back_out",
+        "back_out_pos",
+        "back_r",
+        "back_sock",
+        "back_start",
+        "back_status",
+        "back_timeout",
+        "back_token",
+        "backend",
+        "bytes_in",
+        "bytes_out",
+        "close_after",
+        "close_back_after",
+        "cluster_id",
+        "config",
+        "connect_attempts",
+        "connect_started",
+        "connect_timeout",
+        "fatal",
+        "front",
+        "front_buf",
+        "front_end",
+        "front_eof",
+        "front_mv",
+        "front_out",
+        "front_out_pos",
+        "front_r",
+        "front_start",
+        "front_timeout",
+        "front_token",
+        "head_last_len",
+        "ip_clusters",
+        "keep_alive",
+        "method",
+        "metrics",
+        "path",
+        "phase",
+        "pool",
+        "proxy",
+        "req_body",
+        "req_body_sent",
+        "req_done",
+        "req_fwd_end",
+        "req_head",
+        "req_started",
+        "request_id",
+        "resp",
+        "resp_body",
+        "resp_close_delimited",
+        "resp_done",
+        "resp_fwd_end",
+        "resp_last_len",
+        "resp_started",
+        "resp_status",
+        "route",
+        "server",
+        "service_started",
+        "session",
+        "sticky_value",
+        "upgrade_requested",
+        "upgrade_to_pipe",
+        "upstreams",
+    )
+
 
     def __init__(self, session: HttpSession, proxy: HttpProxy, config: HttpListenerConfig):
         server = session.server
@@ -1233,6 +1308,7 @@ class Http(SessionState):
         self.cluster_id = None
         self.sticky_value = None
         self.req_body = None
+        self.req_head = self.back_out = b""  # an idle connection keeps no copy of the head
         self.resp = None
         self.resp_body = None
         self.resp_done = False

@@ -172,6 +172,8 @@ class SessionState:
     pipe); an upgrade must go to a strictly higher rank. Custom states may use any rank.
     """
 
+    __slots__ = ()  # subclasses may declare slots (hot, per-connection objects)
+
     RANK: int = 0
     #: Name used in metrics gauges (``protocol.<name>``) and ``print_state``.
     NAME: str = "custom"
@@ -230,6 +232,17 @@ class StateMachineSession(ProxySession):
     """
 
     protocol = "custom"
+    __slots__ = (
+        "alive",
+        "front",
+        "front_socket",
+        "frontend_token",
+        "last_event",
+        "listener",
+        "peer_address",
+        "server",
+        "state",
+    )  # the base class keeps a __dict__ (created only when a subclass sets other names)
 
     def __init__(
         self,
