@@ -1,14 +1,18 @@
 """The optional C head scanner behind ``pysozu.parser`` (cffi, API mode).
 
 ``scan_head`` is the function of ``parser/SCANNER.md`` (the contract it shares with the pure
-Python scanner, byte for byte); the C lives in ``scanner.c``: SSE4.2 ``PCMPESTRI`` range
-searches where the CPU has them (``SIMD``), a scalar loop with lookup tables elsewhere.
+Python scanner, byte for byte); the C lives in ``scanner.c``: 16-byte SIMD compares and
+nibble lookups where the CPU has SSE4.2 (``SIMD``), a scalar loop with lookup tables
+elsewhere.
 
 * ``AVAILABLE``: the compiled module ``pysozu.native._scanner`` could be imported.
 * ``SIMD``: the SSE4.2 path is in use.
 * ``build(verbose=False)``: compile the module in place (next to this file); False, with a
   warning, when there is no compiler or cffi fails. ``python -m pysozu.native`` does the same.
 * ``force_scalar(True)``: run the scalar path even where SSE4.2 is there (tests).
+* ``scan_head_ids``: what ``pysozu.parser.h1`` calls: ``scan_head``'s answer with the spans
+  as an ``array('i')`` (a copy, but no Python int per span until one is read) and the mask
+  of the header ids present (SCANNER.md, "The id mask").
 
 The module is built at install time when a C compiler is there (``setup.py``); without one
 the install still succeeds and ``AVAILABLE`` is False.
@@ -16,7 +20,9 @@ the install still succeeds and ``AVAILABLE`` is False.
 The per-call cost is on the hot path: ``scan_head`` is a closure over local bindings, the
 ``out`` array is an ``array('i')`` (its ``tolist`` is much cheaper than ``ffi.unpack``)
 cached per thread and per ``max_headers`` (cffi releases the GIL during the C call, so
-threads cannot share one), and ``bytes`` go to C without ``ffi.from_buffer``.
+threads cannot share one), and ``bytes`` go to C without ``ffi.from_buffer``. Even
+``tolist`` makes one Python int per span (about 1 µs for a browser's head), so the parser
+takes ``scan_head_ids``' array slice instead: one copy, and ints only for the spans read.
 """
 
 from __future__ import annotations
@@ -26,14 +32,15 @@ import importlib
 import os
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import util
 from typing import Any
 
-__all__ = ["AVAILABLE", "SIMD", "build", "force_scalar", "scan_head"]
+__all__ = ["AVAILABLE", "SIMD", "build", "force_scalar", "scan_head", "scan_head_ids"]
 
 Buffer = bytes | bytearray | memoryview
 ScanHead = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int]]]
+ScanHeadIds = Callable[[Buffer, int, int, bool, int, int], tuple[int, Sequence[int], int]]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -51,12 +58,21 @@ def _unavailable(
     )
 
 
+def _unavailable_ids(
+    buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int, max_headers: int
+) -> tuple[int, Sequence[int], int]:
+    _unavailable(buf, length, last_len, is_request, max_head, max_headers)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 scan_head: ScanHead = _unavailable
+scan_head_ids: ScanHeadIds = _unavailable_ids
 
 
-def _make_scan_head(ffi: Any, lib: Any) -> ScanHead:
-    """SCANNER.md's ``scan_head`` over the compiled module."""
+def _make_scan_head(ffi: Any, lib: Any) -> tuple[ScanHead, ScanHeadIds]:
+    """SCANNER.md's ``scan_head`` and ``scan_head_ids`` over the compiled module."""
     scan = lib.pysozu_scan_head
+    scan_ids = lib.pysozu_scan_head_ids
     from_buffer = ffi.from_buffer
     local = threading.local()
     if array.array("i").itemsize != 4:  # pragma: no cover - no such platform in sight
@@ -68,7 +84,8 @@ def _make_scan_head(ffi: Any, lib: Any) -> ScanHead:
             outs = local.outs = {}
         if len(outs) >= 16:  # bounded: callers use one or two limits
             outs.clear()
-        arr = array.array("i", bytes(4 * (8 + 5 * max(max_headers, 0))))
+        # 9 + 5 * max_headers: room for scan_head_ids' mask after the last record
+        arr = array.array("i", bytes(4 * (9 + 5 * max(max_headers, 0))))
         pair = outs[max_headers] = (arr, from_buffer("int32_t[]", arr))
         return pair
 
@@ -95,18 +112,43 @@ def _make_scan_head(ffi: Any, lib: Any) -> ScanHead:
             return 0, []
         return rc, [arr[0]]
 
-    return scan_head
+    def scan_head_ids(
+        buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
+        max_headers: int,
+    ) -> tuple[int, Sequence[int], int]:
+        slots = max_headers if max_headers < 4096 else min(max_headers, max_head // 4 + 2)
+        try:
+            arr, out = local.outs[slots]
+        except (AttributeError, KeyError):
+            arr, out = out_for(slots)
+        if type(buf) is not bytes:
+            buf = from_buffer(buf)
+        if length > len(buf):
+            raise ValueError("scan_head: length %d is past the buffer's %d bytes"
+                             % (length, len(buf)))
+        rc: int = scan_ids(buf, length, last_len, is_request, max_head, max_headers, out)
+        if rc > 0:
+            k = 8 + 5 * arr[6]
+            return rc, arr[:k], arr[k]
+        if rc == 0:
+            return 0, [], 0
+        return rc, [arr[0]], 0
+
+    return scan_head, scan_head_ids
 
 
 def _load() -> bool:
     """Import the compiled module and bind the globals; False when it is not there."""
-    global AVAILABLE, SIMD, _lib, scan_head
+    global AVAILABLE, SIMD, _lib, scan_head, scan_head_ids
     try:
         module: Any = importlib.import_module("pysozu.native._scanner")
     except ImportError:
         return False
+    try:
+        scan_head, scan_head_ids = _make_scan_head(module.ffi, module.lib)
+    except AttributeError:  # a module built from older sources: rebuild it
+        return False
     _lib = module.lib
-    scan_head = _make_scan_head(module.ffi, module.lib)
     SIMD = bool(_lib.pysozu_scanner_simd())
     AVAILABLE = True
     return True

@@ -27,12 +27,13 @@
 
 SCAN_ATTR static int
 SCAN_FN(const unsigned char *b, size_t length, size_t last_len, int is_request,
-        size_t max_head, int max_headers, int32_t *out)
+        size_t max_head, int max_headers, int32_t *out, int want_mask)
 {
     size_t hs = 0, from, end, p, q, v, w, ve;
     int err, n;
     size_t off;
-    int32_t *o;
+    int32_t *o, id;
+    uint32_t mask = 0, repeated = 0;
 
     /* 1. leading empty lines */
     if (is_request) {
@@ -182,7 +183,10 @@ SCAN_FN(const unsigned char *b, size_t length, size_t last_len, int is_request,
         ve = w;
         while (ve > v && (b[ve - 1] == ' ' || b[ve - 1] == '\t'))
             ve--;
-        o[0] = header_id(b + p, q - p);
+        id = header_id(b + p, q - p);
+        repeated |= mask & ((uint32_t)1 << id);
+        mask |= (uint32_t)1 << id;
+        o[0] = id;
         o[1] = (int32_t)p;
         o[2] = (int32_t)q;
         o[3] = (int32_t)v;
@@ -192,6 +196,8 @@ SCAN_FN(const unsigned char *b, size_t length, size_t last_len, int is_request,
     }
     out[6] = n;
     out[7] = 0;
+    if (want_mask) /* out[8 + 5n]: SCANNER.md's id mask */
+        *o = (int32_t)(mask | (repeated & PYSOZU_REPEATED_IDS) << PYSOZU_REPEATED_SHIFT);
     if (p != end) {
         /* Only when last_len broke its promise and the search skipped an earlier end: the
          * head is still buf[0:end] (step 2), so step 4 still covers all of it. */

@@ -1,19 +1,20 @@
-/* The HTTP/1.x head scanner (parser/SCANNER.md): SSE4.2 where the CPU has it, scalar C
- * everywhere else, chosen once at run time.
+/* The HTTP/1.x head scanner (parser/SCANNER.md): a SIMD path where the CPU has SSE4.2,
+ * scalar C everywhere else, chosen once at run time.
  *
- * The SIMD idea is picohttpparser's: PCMPESTRI in "ranges" mode compares 16 bytes against up
- * to 8 inclusive byte ranges at once and gives the index of the first byte inside one of
- * them. Each byte class is searched for by its complement (the bytes that stop a scan).
- * The tchar class needs 10 stop ranges, one too many, so its last range starts at '{' and
- * also stops on '|' and '~' (both tchars): a tchar stop is confirmed with the 256-entry
- * table, and a false stop just moves on. The end-of-head search wants every '\n', so it
- * takes them 16 bytes at a time as a bit mask (PCMPESTRM). Loads are unaligned and only
- * happen while 16 bytes remain before the scan's end; the last 0 to 15 bytes go through the
- * scalar loop, so nothing past buf[length - 1] is ever read.
+ * Each scan of the SIMD path looks at 16 bytes at once: a few compares (SSE2) or a nibble
+ * lookup (PSHUFB, SSSE3: every SSE4.2 CPU has it) turn a block into a mask with one bit per
+ * byte that stops the scan (PMOVMSKB), and the first set bit is the answer. Each byte class
+ * is searched for by its complement. These take a cycle or two each, where the PCMPESTRI
+ * range search of picohttpparser (this file's first version) takes about ten: header names
+ * and values are short, so that latency was most of the cost of a scan. The end-of-head
+ * search tests three shifted blocks at once for '\n' followed by '\n' or "\r\n". Loads are
+ * unaligned and only happen while a whole block lies before the scan's end; the last bytes
+ * go through the scalar loop, so nothing past buf[length - 1] is ever read.
  *
- * The SSE4.2 functions carry __attribute__((target("sse4.2"))): the file builds without
- * -msse4.2 and runs on any x86-64; __builtin_cpu_supports decides which path runs. On other
- * architectures (or with -DPYSOZU_NO_SSE42) only the scalar path is compiled.
+ * The SIMD functions carry __attribute__((target("sse4.2"))): the file builds without
+ * -msse4.2 and runs on any x86-64; __builtin_cpu_supports("sse4.2") decides which path
+ * runs. On other architectures (or with -DPYSOZU_NO_SSE42) only the scalar path is
+ * compiled.
  */
 #include "scanner.h"
 
@@ -219,82 +220,112 @@ check_crlf_scalar(const unsigned char *b, size_t i, size_t end, size_t *off)
 #undef SKIP_VALUE
 #undef CHECK_CRLF
 
-/* ---- SSE4.2 helpers ----------------------------------------------------------------- */
+/* ---- SIMD helpers (SSE4.2 CPUs) ------------------------------------------------------- */
 
 #if PYSOZU_HAVE_SSE42
 
 #define SSE42 __attribute__((target("sse4.2")))
 #define SSE42_INLINE static inline __attribute__((always_inline, target("sse4.2")))
-#define RANGES (_SIDD_UBYTE_OPS | _SIDD_CMP_RANGES | _SIDD_POSITIVE_POLARITY \
-                | _SIDD_LEAST_SIGNIFICANT)
+#define LOAD(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
 
-/* Stop ranges (lo, hi pairs) of each scan: the complement of the class it skips. */
-#define STOP_RANGES_TCHAR \
-    _mm_setr_epi8(0x00, 0x20, 0x22, 0x22, 0x28, 0x29, 0x2C, 0x2C, \
-                  0x2F, 0x2F, 0x3A, 0x40, 0x5B, 0x5D, 0x7B, (char)0xFF)
-#define STOP_RANGES_TARGET \
-    _mm_setr_epi8(0x00, 0x20, 0x7F, (char)0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-#define STOP_RANGES_VALUE \
-    _mm_setr_epi8(0x00, 0x08, 0x0A, 0x1F, 0x7F, 0x7F, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-#define STOP_RANGES_LF \
-    _mm_setr_epi8(0x0A, 0x0A, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-#define STOP_RANGES_CRLF \
-    _mm_setr_epi8(0x0A, 0x0A, 0x0D, 0x0D, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+/* 16-byte classifiers: one bit per byte (PMOVMSKB), set where the byte stops a scan. */
 
-/* Skip the bytes of class `mask` from i: the first byte in [i, end) outside it, or end.
- * When the stop ranges are not `exact` (tchar), a stop is a candidate that the table
- * confirms; otherwise (a constant) the confirming load is compiled out. */
-SSE42_INLINE size_t
-skip_sse42(const unsigned char *b, size_t i, size_t end, __m128i stops, int nstops,
-           unsigned char mask, int exact)
+/* Not a tchar: a nibble lookup (PSHUFB). lo[c & 15] has bit h set when the byte h * 16 +
+ * (c & 15) is a tchar, for h = 2..7 (no tchar is outside 0x21-0x7E); hi[c >> 4] is bit h for
+ * those high nibbles and 0 for the others. A byte is a tchar when the two share a bit. */
+SSE42_INLINE unsigned
+stops_tchar(__m128i v)
 {
-    while (end - i >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
-        int k = _mm_cmpestri(stops, nstops, v, 16, RANGES);
-        if (k == 16) {
-            i += 16;
-            continue;
-        }
-        i += (size_t)k;
-        if (exact || !(cls[b[i]] & mask))
-            return i;
-        i++; /* a false stop: '|' or '~' in a run of tchars */
-    }
-    return skip_scalar(b, i, end, mask);
+    const __m128i lo_lut = _mm_setr_epi8(
+        (char)0xE8, (char)0xFC, (char)0xF8, (char)0xFC, (char)0xFC, (char)0xFC, (char)0xFC,
+        (char)0xFC, (char)0xF8, (char)0xF8, (char)0xF4, 0x54, (char)0xD0, 0x54, (char)0xF4,
+        0x70);
+    const __m128i hi_lut = _mm_setr_epi8(
+        0, 0, 0x04, 0x08, 0x10, 0x20, 0x40, (char)0x80, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m128i nibble = _mm_set1_epi8(0x0F);
+    __m128i lo = _mm_shuffle_epi8(lo_lut, _mm_and_si128(v, nibble));
+    __m128i hi = _mm_shuffle_epi8(hi_lut, _mm_and_si128(_mm_srli_epi16(v, 4), nibble));
+    __m128i tchar = _mm_and_si128(lo, hi);
+    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(tchar, _mm_setzero_si128()));
 }
+
+/* Not in 0x21-0x7E: below 0x21 as a signed byte (0x00-0x20 and 0x80-0xFF), or DEL. */
+SSE42_INLINE unsigned
+stops_target(__m128i v)
+{
+    __m128i low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x21));
+    __m128i del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(low, del));
+}
+
+/* Not HTAB, SP, 0x21-0x7E or 0x80-0xFF: a control byte other than HTAB, or DEL. */
+SSE42_INLINE unsigned
+stops_value(__m128i v)
+{
+    __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v); /* v <= 0x1F */
+    __m128i tab = _mm_cmpeq_epi8(v, _mm_set1_epi8('\t'));
+    __m128i del = _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7F));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_andnot_si128(tab, ctl), del));
+}
+
+/* CR or LF. */
+SSE42_INLINE unsigned
+stops_crlf(__m128i v)
+{
+    __m128i cr = _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'));
+    __m128i lf = _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(cr, lf));
+}
+
+/* The first byte in [i, end) that `classify` stops on, or end: 16 bytes at a time while 16
+ * remain, then the scalar loop. */
+#define SKIP_SIMD(name, classify, mask)                                                  \
+    SSE42_INLINE size_t                                                                  \
+    name(const unsigned char *b, size_t i, size_t end)                                   \
+    {                                                                                    \
+        while (i < end && end - i >= 16) {                                               \
+            unsigned m = classify(LOAD(b + i));                                          \
+            if (m)                                                                       \
+                return i + (size_t)__builtin_ctz(m);                                     \
+            i += 16;                                                                     \
+        }                                                                                \
+        return skip_scalar(b, i, end, mask);                                             \
+    }
+
+SKIP_SIMD(skip_tchar_sse42, stops_tchar, C_TCHAR)
+SKIP_SIMD(skip_target_sse42, stops_target, C_TARGET)
+SKIP_SIMD(skip_value_sse42, stops_value, C_VALUE)
 
 SSE42_INLINE size_t
 find_lf_sse42(const unsigned char *b, size_t i, size_t end)
 {
-    const __m128i lf = STOP_RANGES_LF;
+    const __m128i lf = _mm_set1_epi8('\n');
     while (i < end && end - i >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
-        int k = _mm_cmpestri(lf, 2, v, 16, RANGES);
-        if (k != 16)
-            return i + (size_t)k;
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(LOAD(b + i), lf));
+        if (m)
+            return i + (size_t)__builtin_ctz(m);
         i += 16;
     }
-    while (i < end && b[i] != '\n')
-        i++;
-    return i < end ? i : end;
+    return find_lf_scalar(b, i, end);
 }
 
-/* The end-of-head search looks at every '\n' of the head, so it takes them 16 bytes at a
- * time as a bit mask (PCMPESTRM): the blocks do not wait on each other, unlike a chain of
- * PCMPESTRI calls that each restart after the previous '\n'. */
+/* The end of the head: the blocks at i, i + 1 and i + 2 give, for each position of the
+ * first one, whether it holds a '\n' followed by '\n' or by "\r\n"; the first such '\n'
+ * ends the head. The loads stay below `length` (18 bytes from i); the rest is scalar. */
 SSE42_INLINE size_t
 head_end_sse42(const unsigned char *b, size_t i, size_t length)
 {
-    const __m128i lf = STOP_RANGES_LF;
-    size_t e;
-    while (i < length && length - i >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
-        unsigned mask = (unsigned)_mm_cvtsi128_si32(
-            _mm_cmpestrm(lf, 2, v, 16, RANGES | _SIDD_BIT_MASK));
-        while (mask) {
-            if ((e = end_at(b, i + (size_t)__builtin_ctz(mask), length)) != 0)
-                return e;
-            mask &= mask - 1;
+    const __m128i lf = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    while (i < length && length - i >= 18) {
+        __m128i v1 = LOAD(b + i + 1);
+        __m128i next = _mm_or_si128(
+            _mm_cmpeq_epi8(v1, lf),
+            _mm_and_si128(_mm_cmpeq_epi8(v1, cr), _mm_cmpeq_epi8(LOAD(b + i + 2), lf)));
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(LOAD(b + i), lf), next));
+        if (m) {
+            size_t p = i + (size_t)__builtin_ctz(m);
+            return b[p + 1] == '\n' ? p + 2 : p + 3;
         }
         i += 16;
     }
@@ -304,17 +335,15 @@ head_end_sse42(const unsigned char *b, size_t i, size_t length)
 SSE42_INLINE int
 check_crlf_sse42(const unsigned char *b, size_t i, size_t end, size_t *off)
 {
-    const __m128i crlf = STOP_RANGES_CRLF;
     int err;
     while (i < end) {
         if (end - i >= 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
-            int k = _mm_cmpestri(crlf, 4, v, 16, RANGES);
-            if (k == 16) {
+            unsigned m = stops_crlf(LOAD(b + i));
+            if (!m) {
                 i += 16;
                 continue;
             }
-            i += (size_t)k;
+            i += (size_t)__builtin_ctz(m);
         } else if (b[i] != '\r' && b[i] != '\n') {
             i++;
             continue;
@@ -329,9 +358,9 @@ check_crlf_sse42(const unsigned char *b, size_t i, size_t end, size_t *off)
 #define SCAN_ATTR SSE42
 #define FIND_LF(b, i, e) find_lf_sse42(b, i, e)
 #define HEAD_END(b, i, e) head_end_sse42(b, i, e)
-#define SKIP_TCHAR(b, i, e) skip_sse42(b, i, e, STOP_RANGES_TCHAR, 16, C_TCHAR, 0)
-#define SKIP_TARGET(b, i, e) skip_sse42(b, i, e, STOP_RANGES_TARGET, 4, C_TARGET, 1)
-#define SKIP_VALUE(b, i, e) skip_sse42(b, i, e, STOP_RANGES_VALUE, 6, C_VALUE, 1)
+#define SKIP_TCHAR(b, i, e) skip_tchar_sse42(b, i, e)
+#define SKIP_TARGET(b, i, e) skip_target_sse42(b, i, e)
+#define SKIP_VALUE(b, i, e) skip_value_sse42(b, i, e)
 #define CHECK_CRLF(b, i, e, off) check_crlf_sse42(b, i, e, off)
 #include "scan_body.h"
 
@@ -381,9 +410,9 @@ pysozu_scanner_force_scalar(int force)
     decide();
 }
 
-int
-pysozu_scan_head(const unsigned char *buf, size_t length, size_t last_len, int is_request,
-                 size_t max_head, int max_headers, int32_t *out)
+static inline int
+scan_dispatch(const unsigned char *buf, size_t length, size_t last_len, int is_request,
+              size_t max_head, int max_headers, int32_t *out, int want_mask)
 {
     int p = __atomic_load_n(&path, __ATOMIC_RELAXED);
     if (length > (size_t)INT32_MAX)
@@ -392,7 +421,23 @@ pysozu_scan_head(const unsigned char *buf, size_t length, size_t last_len, int i
         p = decide();
 #if PYSOZU_HAVE_SSE42
     if (p)
-        return scan_sse42(buf, length, last_len, is_request, max_head, max_headers, out);
+        return scan_sse42(buf, length, last_len, is_request, max_head, max_headers, out,
+                          want_mask);
 #endif
-    return scan_scalar(buf, length, last_len, is_request, max_head, max_headers, out);
+    return scan_scalar(buf, length, last_len, is_request, max_head, max_headers, out,
+                       want_mask);
+}
+
+int
+pysozu_scan_head(const unsigned char *buf, size_t length, size_t last_len, int is_request,
+                 size_t max_head, int max_headers, int32_t *out)
+{
+    return scan_dispatch(buf, length, last_len, is_request, max_head, max_headers, out, 0);
+}
+
+int
+pysozu_scan_head_ids(const unsigned char *buf, size_t length, size_t last_len,
+                     int is_request, size_t max_head, int max_headers, int32_t *out)
+{
+    return scan_dispatch(buf, length, last_len, is_request, max_head, max_headers, out, 1);
 }

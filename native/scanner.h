@@ -34,6 +34,17 @@
 int pysozu_scan_head(const unsigned char *buf, size_t length, size_t last_len,
                      int is_request, size_t max_head, int max_headers, int32_t *out);
 
+/* The id mask of SCANNER.md: bit `id` (0-17) when a header line has that id (0: a name
+ * with none), and bit PYSOZU_REPEATED_SHIFT + id when more than one line has it, for the
+ * ids 1-6 only (the ones the semantic layer reads). */
+#define PYSOZU_REPEATED_SHIFT 18
+#define PYSOZU_REPEATED_IDS 0x7Eu /* ids 1-6 */
+
+/* pysozu_scan_head, and on success out[8 + 5n] (n = out[6]) = the id mask. `out` must have
+ * room for 9 + 5 * max_headers ints (9 when max_headers <= 0). */
+int pysozu_scan_head_ids(const unsigned char *buf, size_t length, size_t last_len,
+                         int is_request, size_t max_head, int max_headers, int32_t *out);
+
 /* 1 when pysozu_scan_head uses the SSE4.2 path, 0 for the scalar one. */
 int pysozu_scanner_simd(void);
 

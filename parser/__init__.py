@@ -31,6 +31,7 @@ from .h1 import (
     RequestHead,
     ResponseHead,
     ScanHead,
+    ScanHeadIds,
     TargetForm,
     parse_request_head,
     parse_response_head,
@@ -68,9 +69,9 @@ __all__ = [
 pure_scan_head: ScanHead = _pyscan.scan_head
 
 
-def _load_native() -> ScanHead | None:
-    """The native scanner if it was built and loads, else None (never an error: the pure
-    backend gives the same results, only slower)."""
+def _load_native() -> tuple[ScanHead, ScanHeadIds] | None:
+    """The native scanner's two entry points if it was built and loads, else None (never an
+    error: the pure backend gives the same results, only slower)."""
     try:
         from pysozu import native
     except ImportError:
@@ -78,11 +79,15 @@ def _load_native() -> ScanHead | None:
     if not getattr(native, "AVAILABLE", False):
         return None
     scan: ScanHead | None = getattr(native, "scan_head", None)
-    return scan
+    scan_ids: ScanHeadIds | None = getattr(native, "scan_head_ids", None)
+    if scan is None or scan_ids is None:
+        return None
+    return scan, scan_ids
 
 
-_native_scan = _load_native()
-NATIVE_AVAILABLE: bool = _native_scan is not None
+_native = _load_native()
+_native_scan: ScanHead | None = _native[0] if _native is not None else None
+NATIVE_AVAILABLE: bool = _native is not None
 BACKEND: str = "python"
 
 
@@ -95,11 +100,11 @@ def set_backend(name: str) -> None:
     """
     global BACKEND
     if name == "native":
-        if _native_scan is None:
+        if _native is None:
             raise RuntimeError("the native scanner is not available (python -m pysozu.native)")
-        h1._set_scanner(_native_scan)
+        h1._set_scanner(*_native)
     elif name == "python":
-        h1._set_scanner(_pyscan.scan_head)
+        h1._set_scanner(_pyscan.scan_head, _pyscan.scan_head_ids)
     else:
         raise ValueError(f"unknown parser backend {name!r} (native or python)")
     BACKEND = name

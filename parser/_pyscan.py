@@ -6,16 +6,18 @@ The contract is written as six ordered steps because the order decides which err
 Running them in that order, byte by byte, would cost ~100 µs per head in Python, so this
 module has two paths that must agree on every input:
 
-* the **fast path** (``scan_head``) handles the common case, a complete and valid head, with
-  a handful of C-level calls and no Python code per header line. One regex matches the
-  start line and up to ``_CHUNK`` header lines at once (nested optional groups, two per
-  line: name and value); ``Match.regs`` hands back every span in one call, ``zip`` splits
-  them into starts and ends, and extended slice assignments lay them out as SCANNER.md's
-  ``out``; header ids come from one ``map`` over a dict keyed by the names as received.
-  The patterns accept CR and LF only as a line's final CRLF, so a match that ends on the
-  empty line has also passed step 4, and the end it finds is the first ``\n\r\n``.
-  Heads with more lines are matched ``_CHUNK`` lines at a time. Trailing OWS is trimmed
-  afterwards, and only when some line ends with SP or HTAB (see ``_LINE``).
+* the **fast path** (``scan_head_ids``, which ``scan_head`` calls) handles the common case,
+  a complete and valid head, with a handful of C-level calls and no Python code per header
+  line. One regex matches the start line and up to ``_CHUNK`` header lines at once (nested
+  optional groups, two per line: name and value); ``Match.regs`` hands back every span in
+  one call, ``zip`` splits them into starts and ends, and extended slice assignments lay
+  them out as SCANNER.md's ``out``; header ids come from one ``map`` over a dict keyed by
+  the names as received, and the id mask from a memo keyed by those ids. The patterns
+  accept CR and LF only as a line's final CRLF, so a match that ends on the empty line has
+  also passed step 4, and the end it finds is the first ``\n\r\n``. The head patterns
+  refuse a line with trailing OWS (see ``_LINE``); from such a line on, and for heads with
+  more than ``_CHUNK`` lines, ``_MORE_LINES`` matches the rest ``_CHUNK`` lines at a time,
+  and the values it took are trimmed afterwards.
 * the **reference path** (``_reference``) is the contract transcribed step by step. It
   runs when the fast path has no answer: the head is incomplete (a resumed scan first looks
   for the end in the new bytes only, so waiting costs little), too large, ended by a bare
@@ -55,7 +57,7 @@ from .errors import (
     WS_BEFORE_COLON,
 )
 
-__all__ = ["HEADER_IDS", "scan_head"]
+__all__ = ["HEADER_IDS", "scan_head", "scan_head_ids"]
 
 Buffer = bytes | bytearray | memoryview
 
@@ -109,49 +111,62 @@ _IDS[b"X-Real-IP"] = 16
 _IDS[b"X-Request-ID"] = 17
 _header_id = _IDS.__getitem__
 
+# The id mask (SCANNER.md): bit id per id present, and for ids 1-6, bit REPEATED_SHIFT + id
+# when more than one line has it.
+REPEATED_SHIFT: Final = 18
+REPEATED_IDS: Final = 0x7E
+_COUNTED: Final = frozenset(range(1, 7))
+_bit = [1 << i for i in range(18)].__getitem__
+
 # RFC 9110 §5.6.2 tchar, and the byte classes of SCANNER.md.
 _TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
 _FIELD = rb"\t\x20-\x7e\x80-\xff"  # HTAB / SP / VCHAR / obs-text: any value or reason byte
 
 # Fast path. Each pattern accepts CR and LF only as a line's final CRLF, so a match that
 # ends on the empty line has also passed step 4. A header line is two groups, the name and
-# the value after the leading OWS: their spans are the four offsets SCANNER.md wants, once
-# trailing OWS is trimmed. That trim is left out of the pattern (it would make the engine
-# back off from every line's end: a third of the match's cost) and done afterwards, only
-# when some line ends with SP or HTAB. Possessive repeats keep every match linear.
+# the value after the leading OWS: their spans are the four offsets SCANNER.md wants once
+# trailing OWS is left out. Capturing the value without it would make the engine back off
+# from every line's end (a third of the match's cost), so the lines of the head patterns
+# refuse trailing OWS instead: a lookbehind at the CR costs one byte's check. A line that
+# has some stops the match there, and the rest of the head is matched by _MORE_LINES, whose
+# lines take it (in the value group), trimmed afterwards (_trim_values). Possessive repeats
+# keep every match linear.
 _LINE = rb"([%s]++):[ \t]*+([%s]*+)\r\n" % (_TCHAR, _FIELD)
+_LINE_NO_TRAILING_OWS = rb"([%s]++):[ \t]*+([%s]*+)(?<![ \t])\r\n" % (_TCHAR, _FIELD)
 _TRAILING_OWS = re.compile(rb"[ \t]\r\n")
 
 
-def _nested(count: int) -> bytes:
-    """``(?:LINE(?:LINE(?:...)?)?)?``: up to ``count`` header lines in one match.
+def _nested(count: int, line: bytes = _LINE) -> bytes:
+    """``(?:LINE(?:LINE(?:...)?+)?+)?+``: up to ``count`` header lines in one match.
 
     One match of a long pattern costs far less than one match per line (the regex engine's
     per-call overhead dominates short lines), and ``Match.regs`` then hands back every span
     at once. Nesting (rather than ``(?:LINE)?`` repeated) stops at the first line that does
-    not match instead of retrying the same text ``count`` times.
+    not match instead of retrying the same text ``count`` times. A line never has anything
+    to give back, so the optional groups are possessive too: the engine then keeps no state
+    to backtrack into them (an eighth of the match's time).
     """
     pattern = b""
     for _ in range(count):
-        pattern = b"(?:" + _LINE + pattern + b")?"
+        pattern = b"(?:" + line + pattern + b")?+"
     return pattern
 
 
-_CHUNK: Final = 16  # header lines per match; heads with more are matched in several pieces
+# Header lines per match: more than a browser sends (a head with more is matched in several
+# pieces). Match.regs holds every group, matched or not, so a larger piece costs every head.
+_CHUNK: Final = 24
 _REQUEST_HEAD = re.compile(rb"([%s]++) ([\x21-\x7e]++) HTTP/1\.([0-9])\r\n" % _TCHAR
-                           + _nested(_CHUNK))
+                           + _nested(_CHUNK, _LINE_NO_TRAILING_OWS))
 _RESPONSE_HEAD = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9][0-9])(?:\r\n| ([%s]*+)\r\n)" % _FIELD
-                            + _nested(_CHUNK))
+                            + _nested(_CHUNK, _LINE_NO_TRAILING_OWS))
 _MORE_LINES = re.compile(_nested(_CHUNK))
 _FIRST_LINE_GROUP: Final = 4  # in both head patterns: 3 start-line groups, then the lines
 
-# For n header lines whose name groups start at group g: the groups to fetch the names with
-# (the first index repeats so that Match.group always returns a tuple).
-_NAME_GROUPS: Final = {
-    (g, n): (g, *range(g, g + 2 * n, 2))
-    for g in (1, _FIRST_LINE_GROUP)
-    for n in range(1, _CHUNK + 1)
-}
+# The groups to fetch the names of n header lines with, by n, when the name groups start at
+# group 4 (a head pattern) or 1 (_MORE_LINES). A single group is fetched twice, so that
+# Match.group always returns a tuple.
+_HEAD_NAMES: Final = [(*range(4, 4 + 2 * n, 2),) if n > 1 else (4, 4) for n in range(_CHUNK + 1)]
+_MORE_NAMES: Final = [(*range(1, 1 + 2 * n, 2),) if n > 1 else (1, 1) for n in range(_CHUNK + 1)]
 _ZEROS: Final = [0] * (5 * _CHUNK)
 
 # Reference path.
@@ -181,6 +196,20 @@ def scan_head(
     ``rc == 0`` means incomplete (``out == []``); ``rc < 0`` is ``-code`` of an error with
     ``out == [offset]``.
     """
+    rc, out, _ = scan_head_ids(buf, length, last_len, is_request, max_head, max_headers)
+    return rc, out
+
+
+def scan_head_ids(
+    buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int, max_headers: int
+) -> tuple[int, list[int], int]:
+    """``scan_head``'s ``(rc, out)`` and the mask of the header ids present (SCANNER.md, "The
+    id mask"; 0 unless ``rc > 0``).
+
+    The common case, a complete head with up to ``_CHUNK`` header lines and no trailing OWS,
+    is one match and a few C-level calls, written inline: a function call costs as much as
+    any of them.
+    """
     hs = 0
     if is_request and buf[0:2] == b"\r\n":
         hs = _skip_empty_lines(buf, length, max_head)
@@ -192,95 +221,151 @@ def scan_head(
         # before matching the whole head again.
         end = _END.search(buf, start, limit)
         if end is None:
-            return _reference(buf, length, last_len, is_request, max_head, max_headers)
+            return _slow(buf, length, last_len, is_request, max_head, max_headers)
         expected = end.end()
     m = (_REQUEST_HEAD if is_request else _RESPONSE_HEAD).match(buf, hs, limit)
     if m is None:
-        return _reference(buf, length, last_len, is_request, max_head, max_headers)
+        return _slow(buf, length, last_len, is_request, max_head, max_headers)
     pos = m.end()
     last = m.lastindex or 0
     n = (last - 3) >> 1 if last > 3 else 0
-    if n == _CHUNK or pos > limit - 2 or buf[pos : pos + 2] != b"\r\n":
-        # more lines than one match holds, or a line that does not match (the reference
-        # finds the error), or an incomplete head
+    if pos > limit - 2 or buf[pos : pos + 2] != b"\r\n":
+        # more lines than one match holds, a line with trailing OWS, a line that does not
+        # match (the reference finds the error), or an incomplete head
         return _more_lines(m, n, buf, length, last_len, is_request, max_head, max_headers,
                            hs, expected)
     he = pos + 2
     if expected and he != expected:  # only when the caller broke the last_len promise
-        return _reference(buf, length, last_len, is_request, max_head, max_headers)
+        return _slow(buf, length, last_len, is_request, max_head, max_headers)
     if n > max_headers:  # every line is valid: the first one past the limit is the error
-        return -TOO_MANY_HEADERS, [m.start(_FIRST_LINE_GROUP + 2 * max(max_headers, 0))]
-    out = _start_line(m, buf, hs, is_request)
-    if n:
-        out[6] = n
-        out += _ZEROS[: 5 * n]
-        _header_spans(out, 8, m, _FIRST_LINE_GROUP, n)
-        _trim_values(out, buf, he)
-    return he, out
-
-
-def _start_line(m: re.Match[bytes], buf: Buffer, hs: int, is_request: bool) -> list[int]:
-    """The first 8 ints of ``out`` from a head match (groups 1-3)."""
+        return -TOO_MANY_HEADERS, [m.start(_FIRST_LINE_GROUP + 2 * max(max_headers, 0))], 0
     regs = m.regs
     if is_request:
         (ms, me), (ts, te), (v, _) = regs[1:4]
-        return [hs, ms, me, ts, te, buf[v] - 48, 0, 0]
+        out = [hs, ms, me, ts, te, buf[v] - 48, n, 0]
+    else:
+        out = _status_line(regs, buf, n)
+    if not n:
+        return he, out, 0
+    # The header records, from the name ids and the spans of Match.regs: name_start,
+    # value_start, name_start, ... in starts, the matching ends in ends.
+    ids = list(map(_header_id, m.group(*_HEAD_NAMES[n])))
+    if n == 1:
+        del ids[1]  # the group fetched twice
+    starts, ends = zip(*regs[4 : 4 + 2 * n], strict=True)
+    out += _ZEROS[: 5 * n]
+    out[8::5] = ids
+    out[9::5] = starts[0::2]
+    out[10::5] = ends[0::2]
+    out[11::5] = starts[1::2]
+    out[12::5] = ends[1::2]
+    # The id mask, a function of the ids in order, which repeat from head to head (names
+    # the contract does not know all have id 0): a bounded memo answers for the usual ones.
+    key = tuple(ids)
+    mask = _MASKS.get(key)
+    if mask is None:
+        mask = _mask(ids)
+        if len(_MASKS) >= _MASKS_MAX:
+            _MASKS.clear()
+        _MASKS[key] = mask
+    return he, out, mask
+
+
+def _status_line(regs: tuple[tuple[int, int], ...], buf: Buffer, n: int) -> list[int]:
+    """The first 8 ints of a response's ``out`` from its head match, for n header lines."""
     rs, re_ = regs[3]
     if rs < 0:  # no reason phrase: an empty span at the CR
         rs = re_ = 12
     status = buf[9] * 100 + buf[10] * 10 + buf[11] - 5328  # 5328 = 111 * ord("0")
-    return [0, status, rs, re_, 0, buf[7] - 48, 0, 0]
+    return [0, status, rs, re_, 0, buf[7] - 48, n, 0]
 
 
-def _header_spans(out: list[int], i: int, m: re.Match[bytes], g: int, n: int) -> None:
-    """Write the n header records of match ``m`` (name groups from ``g``) at ``out[i:]``."""
-    # name_start, value_start, name_start, ... in starts; the matching ends in ends
-    starts, ends = zip(*m.regs[g : g + 2 * n], strict=False)
-    j = i + 5 * n
-    out[i:j:5] = list(map(_header_id, m.group(*_NAME_GROUPS[g, n])[1:]))
-    out[i + 1 : j : 5] = starts[0::2]
-    out[i + 2 : j : 5] = ends[0::2]
-    out[i + 3 : j : 5] = starts[1::2]
-    out[i + 4 : j : 5] = ends[1::2]
+_MASKS: dict[tuple[int, ...], int] = {}  # the ids of a head's lines -> their id mask
+_MASKS_MAX: Final = 1024
+
+
+def _repeated(ids: list[int], present: set[int], mask: int) -> int:
+    """``mask`` with the "more than one line" bits of the ids 1-6 in ``ids``."""
+    for hid in _COUNTED.intersection(present):
+        if ids.count(hid) > 1:
+            mask |= 1 << (REPEATED_SHIFT + hid)
+    return mask
+
+
+def _mask(ids: list[int]) -> int:
+    """The id mask (SCANNER.md) of header lines with these ids."""
+    present = set(ids)
+    mask = sum(map(_bit, present))
+    return _repeated(ids, present, mask) if mask & REPEATED_IDS else mask
 
 
 def _more_lines(
     m: re.Match[bytes], n: int, buf: Buffer, length: int, last_len: int, is_request: bool,
     max_head: int, max_headers: int, hs: int, expected: int,
-) -> tuple[int, list[int]]:
-    """The fast path's second half, for heads with more header lines than one match holds:
-    match them ``_CHUNK`` at a time."""
+) -> tuple[int, list[int], int]:
+    """The fast path's second half, when the head match stopped before the empty line: go
+    on with _MORE_LINES, ``_CHUNK`` lines at a time, until the empty line; anything else
+    (a line no pattern takes, an incomplete head) is the reference's."""
     limit = length if length < max_head else max_head
     pos = m.end()
     pieces = [(m, _FIRST_LINE_GROUP, n)] if n else []
+    more_lines = False  # whether some lines came from _MORE_LINES (and may need a trim)
     while pos > limit - 2 or buf[pos : pos + 2] != b"\r\n":
-        if n < _CHUNK or pos > limit - 2:  # a line that does not match, or incomplete
-            return _reference(buf, length, last_len, is_request, max_head, max_headers)
+        if pos > limit - 2 or (more_lines and n < _CHUNK):
+            return _slow(buf, length, last_len, is_request, max_head, max_headers)
         more = _MORE_LINES.match(buf, pos, limit)
         assert more is not None  # an optional group matches the empty string
+        more_lines = True
         pos = more.end()
         n = (more.lastindex or 0) >> 1
-        if n:
-            pieces.append((more, 1, n))
+        if not n:
+            return _slow(buf, length, last_len, is_request, max_head, max_headers)
+        pieces.append((more, 1, n))
     he = pos + 2
     if expected and he != expected:
-        return _reference(buf, length, last_len, is_request, max_head, max_headers)
+        return _slow(buf, length, last_len, is_request, max_head, max_headers)
     total = 0
     for piece, g, n in pieces:
         total += n
         if total > max_headers:  # every line is valid: the first one past the limit is it
             k = max_headers - (total - n) if max_headers > 0 else 0  # its index in piece
-            return -TOO_MANY_HEADERS, [piece.start(g + 2 * k)]
-    out = _start_line(m, buf, hs, is_request)
-    out[6] = total
-    out += [0] * (5 * total)
-    i = 8
+            return -TOO_MANY_HEADERS, [piece.start(g + 2 * k)], 0
+    regs = m.regs
+    if is_request:
+        (ms, me), (ts, te), (v, _) = regs[1:4]
+        out = [hs, ms, me, ts, te, buf[v] - 48, total, 0]
+    else:
+        out = _status_line(regs, buf, total)
+    ids: list[int] = []
     for piece, g, n in pieces:
-        _header_spans(out, i, piece, g, n)
-        i += 5 * n
-    if total:
+        names = piece.group(*(_HEAD_NAMES if g == _FIRST_LINE_GROUP else _MORE_NAMES)[n])
+        piece_ids = list(map(_header_id, names))[:n]
+        starts, ends = zip(*piece.regs[g : g + 2 * n], strict=True)
+        i = len(out)
+        j = i + 5 * n
+        out += _ZEROS[: 5 * n]
+        out[i:j:5] = piece_ids
+        out[i + 1 : j : 5] = starts[0::2]
+        out[i + 2 : j : 5] = ends[0::2]
+        out[i + 3 : j : 5] = starts[1::2]
+        out[i + 4 : j : 5] = ends[1::2]
+        ids += piece_ids
+    if more_lines:
         _trim_values(out, buf, he)
-    return he, out
+    return he, out, _mask(ids)
+
+
+def _slow(
+    buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int, max_headers: int
+) -> tuple[int, list[int], int]:
+    """``_reference``, with the id mask."""
+    rc, out = _reference(buf, length, last_len, is_request, max_head, max_headers)
+    return rc, out, id_mask(out) if rc > 0 else 0
+
+
+def id_mask(out: list[int]) -> int:
+    """The id mask (SCANNER.md) of a successful scan's ``out``."""
+    return _mask(out[8 : 8 + 5 * out[6] : 5])
 
 
 def _trim_values(out: list[int], buf: Buffer, he: int) -> None:

@@ -74,7 +74,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -102,23 +102,43 @@ __all__ = [
 _T = TypeVar("_T")
 Buffer = bytes | bytearray | memoryview
 ScanHead = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int]]]
+# scan_head_ids (SCANNER.md, "The id mask"): (rc, spans, mask); the spans are a list or an
+# array('i'), whatever reads them by index.
+ScanHeadIds = Callable[[Buffer, int, int, bool, int, int], tuple[int, Sequence[int], int]]
 
-# The active scanner; ``pysozu.parser.set_backend`` swaps it.
+# The active scanner; ``pysozu.parser.set_backend`` swaps it. The head parsers call
+# ``_scan_ids``, the trailer section and ``pysozu.parser.scan_head`` call ``_scan``.
 _scan: ScanHead = _pyscan.scan_head
+_scan_ids: ScanHeadIds = _pyscan.scan_head_ids
 
 
-def _set_scanner(scan: ScanHead) -> None:
-    global _scan
+def _set_scanner(scan: ScanHead, scan_ids: ScanHeadIds) -> None:
+    global _scan, _scan_ids
     _scan = scan
+    _scan_ids = scan_ids
 
 
-# Header ids of SCANNER.md used here.
+# Header ids of SCANNER.md used here, and their bits in the id mask.
 _CONTENT_LENGTH: Final = 1
 _TRANSFER_ENCODING: Final = 2
 _CONNECTION: Final = 3
 _HOST: Final = 4
 _UPGRADE: Final = 5
 _EXPECT: Final = 6
+_CL_BIT: Final = 1 << _CONTENT_LENGTH
+_TE_BIT: Final = 1 << _TRANSFER_ENCODING
+_FRAMING_BITS: Final = _CL_BIT | _TE_BIT
+_CONNECTION_BIT: Final = 1 << _CONNECTION
+_HOST_BIT: Final = 1 << _HOST
+_UPGRADE_BIT: Final = 1 << _UPGRADE
+_EXPECT_BIT: Final = 1 << _EXPECT
+_USED_BITS: Final = _FRAMING_BITS | _CONNECTION_BIT | _HOST_BIT | _UPGRADE_BIT | _EXPECT_BIT
+# "more than one line has this id" bits of the mask
+_CL_REPEATED: Final = _CL_BIT << _pyscan.REPEATED_SHIFT
+_TE_REPEATED: Final = _TE_BIT << _pyscan.REPEATED_SHIFT
+_CONNECTION_REPEATED: Final = _CONNECTION_BIT << _pyscan.REPEATED_SHIFT
+_HOST_REPEATED: Final = _HOST_BIT << _pyscan.REPEATED_SHIFT
+_NO_IDS: Final[Sequence[int]] = ()
 
 
 class BodyKind(enum.IntEnum):
@@ -221,7 +241,7 @@ class _Head:
 
     buf: Buffer
     length: int
-    spans: list[int]
+    spans: Sequence[int]
     body: BodyKind
     content_length: int | None
     keep_alive: bool
@@ -298,7 +318,8 @@ class RequestHead(_Head):
     Attributes:
         buf, length, head_start: the buffer, the head's length in it (leading empty lines
             and final CRLF included), the offset of the request line.
-        spans: the scanner's output (SCANNER.md): start line, then 5 ints per header.
+        spans: the scanner's output (SCANNER.md): start line, then 5 ints per header (a
+            list, or an ``array('i')`` with the native scanner: read it by index).
         method_start, method_end, target_start, target_end: spans of the request line.
         version_minor: x in HTTP/1.x.
         body, content_length: framing (see the module docstring).
@@ -396,7 +417,7 @@ def parse_request_head(
     """
     if length is None:
         length = len(buf)
-    rc, out = _scan(buf, length, last_len, True, limits.max_head, limits.max_headers)
+    rc, out, mask = _scan_ids(buf, length, last_len, True, limits.max_head, limits.max_headers)
     if rc <= 0:
         if rc == 0:
             return None
@@ -406,21 +427,29 @@ def parse_request_head(
     h.length = rc
     h.spans = out
     ms, me, ts, te, minor = out[1:6]
-    ids = out[8::5]
-    present = set(ids)
+    # The id mask says which of the headers read below are there: no set of the ids, and
+    # no search for the ones that are not.
+    ids = out[8::5] if mask & _USED_BITS else _NO_IDS
 
     # Framing first: a smuggling attempt is reported as such, whatever else is wrong.
-    if _CONTENT_LENGTH in present or _TRANSFER_ENCODING in present:
-        _framing(h, buf, out, ids, minor, False)
+    if mask & _FRAMING_BITS:
+        _framing(h, buf, out, ids, mask, minor, False)
     else:
         h.body = _NONE
         h.content_length = None
-    tokens: tuple[bytes, ...] = ()
-    if _CONNECTION in present:
-        tokens = _connection_tokens(buf, out, ids)
-        h.keep_alive = (b"close" not in tokens if minor
-                        else b"keep-alive" in tokens and b"close" not in tokens)
+    if mask & _CONNECTION_BIT:
+        if mask & _CONNECTION_REPEATED:
+            connection = _connection_lines(buf, out, ids)
+        else:  # the usual case, with a handful of distinct values: see _connection
+            i = 11 + 5 * ids.index(_CONNECTION)
+            value = buf[out[i] : out[i + 1]]
+            if type(value) is not bytes:
+                value = bytes(value)
+            connection = _TOKENS.get(value) or _connection_value(value)
+        tokens = connection[0]
+        h.keep_alive = connection[1] if minor else connection[2]
     else:
+        tokens = ()
         h.keep_alive = minor != 0
     h.connection_tokens = tokens
 
@@ -451,11 +480,13 @@ def parse_request_head(
             raise error("BAD_TARGET", ts)
 
     # Host: exactly one in HTTP/1.1, at most one in HTTP/1.0 (RFC 9112 §3.2).
-    if _HOST in present:
-        i = 11 + 5 * ids.index(_HOST)
-        if ids.count(_HOST) > 1:
+    if mask & _HOST_BIT:
+        if mask & _HOST_REPEATED:
             raise error("DUPLICATE_HOST", _nth(out, ids, _HOST, 1))
-        value = bytes(buf[out[i] : out[i + 1]])
+        i = 11 + 5 * ids.index(_HOST)
+        value = buf[out[i] : out[i + 1]]
+        if type(value) is not bytes:
+            value = bytes(value)
         if value not in _VALID_HOSTS:
             if _HOST_VALUE.fullmatch(value) is None:
                 raise error("BAD_HOST", out[i])
@@ -474,11 +505,11 @@ def parse_request_head(
 
     h.expect_continue = False
     h.upgrade = None
-    if minor:
-        if _EXPECT in present:
+    if minor and mask & (_EXPECT_BIT | _UPGRADE_BIT):
+        if mask & _EXPECT_BIT:
             h.expect_continue = any(v.lower() == b"100-continue"
                                     for v in _values(buf, out, ids, _EXPECT))
-        if _UPGRADE in present and b"upgrade" in tokens:
+        if mask & _UPGRADE_BIT and b"upgrade" in tokens:
             h.upgrade = b", ".join(_values(buf, out, ids, _UPGRADE))
     return h
 
@@ -498,7 +529,8 @@ def parse_response_head(
     """
     if length is None:
         length = len(buf)
-    rc, out = _scan(buf, length, last_len, False, limits.max_head, limits.max_headers)
+    rc, out, mask = _scan_ids(buf, length, last_len, False, limits.max_head,
+                              limits.max_headers)
     if rc <= 0:
         if rc == 0:
             return None
@@ -509,19 +541,17 @@ def parse_response_head(
     h.spans = out
     h.status = status = out[1]
     minor = out[5]
-    ids = out[8::5]
-    present = set(ids)
-    if _CONTENT_LENGTH in present or _TRANSFER_ENCODING in present:
-        _framing(h, buf, out, ids, minor, True)
+    ids = out[8::5] if mask & _USED_BITS else _NO_IDS
+    if mask & _FRAMING_BITS:
+        _framing(h, buf, out, ids, mask, minor, True)
     else:
         h.body = _CLOSE_DELIMITED
         h.content_length = None
-    tokens: tuple[bytes, ...] = ()
-    if _CONNECTION in present:
-        tokens = _connection_tokens(buf, out, ids)
-        h.keep_alive = (b"close" not in tokens if minor
-                        else b"keep-alive" in tokens and b"close" not in tokens)
+    if mask & _CONNECTION_BIT:
+        tokens, keep_alive_11, keep_alive_10 = _connection(buf, out, ids, mask)
+        h.keep_alive = keep_alive_11 if minor else keep_alive_10
     else:
+        tokens = ()
         h.keep_alive = minor != 0
     h.connection_tokens = tokens
     h.is_informational = informational = status < 200
@@ -531,36 +561,44 @@ def parse_response_head(
     if tunnel or h.body == _CLOSE_DELIMITED:
         h.keep_alive = False
     h.upgrade = None
-    if status == 101 and _UPGRADE in present and b"upgrade" in tokens:
+    if status == 101 and mask & _UPGRADE_BIT and b"upgrade" in tokens:
         h.upgrade = b", ".join(_values(buf, out, ids, _UPGRADE))
     return h
 
 
-def _framing(h: _Head, buf: Buffer, out: list[int], ids: list[int], minor: int,
-             response: bool) -> None:
+def _framing(h: _Head, buf: Buffer, out: Sequence[int], ids: Sequence[int], mask: int,
+             minor: int, response: bool) -> None:
     """Content-Length and Transfer-Encoding: RFC 9112 §6.1-6.3 (see the tables above)."""
-    ncl = ids.count(_CONTENT_LENGTH)
-    nte = ids.count(_TRANSFER_ENCODING)
     content_length: int | None = None
     body = _CLOSE_DELIMITED if response else _NONE
-    if ncl:
-        if nte:
+    if mask & _CL_BIT:
+        if mask & _TE_BIT:
             second = max(_nth(out, ids, _CONTENT_LENGTH, 0) or 0,
                          _nth(out, ids, _TRANSFER_ENCODING, 0) or 0)
             raise error("CL_TE", second, response=response)
-        if ncl > 1:
+        if mask & _CL_REPEATED:
             raise error("DUPLICATE_CL", _nth(out, ids, _CONTENT_LENGTH, 1), response=response)
-        i = 8 + 5 * ids.index(_CONTENT_LENGTH)
-        value = _bytes(buf, out[i + 3], out[i + 4])
+        i = 11 + 5 * ids.index(_CONTENT_LENGTH)
+        value = _bytes(buf, out[i], out[i + 1])
         if not (0 < len(value) <= 18 and value.isdigit()):
-            raise error("BAD_CL", out[i + 3], response=response)
+            raise error("BAD_CL", out[i], response=response)
         content_length = int(value)
         body = _LENGTH
-    elif nte:
-        at = _nth(out, ids, _TRANSFER_ENCODING, 0)
+    else:  # Transfer-Encoding
+        at = out[9 + 5 * ids.index(_TRANSFER_ENCODING)]
         if not minor:
             raise error("TE_HTTP10", at, response=response)
-        codings = _codings(_values(buf, out, ids, _TRANSFER_ENCODING))
+        if mask & _TE_REPEATED:
+            codings = _codings(_values(buf, out, ids, _TRANSFER_ENCODING))
+        else:  # one line: its value is likely one the memo has
+            i = 11 + 5 * ids.index(_TRANSFER_ENCODING)
+            value = _bytes(buf, out[i], out[i + 1])
+            if value in _CODINGS:
+                codings = _CODINGS[value]
+            else:
+                codings = _codings([value])
+                if len(value) <= _CODINGS_KEY_MAX:
+                    _remember(_CODINGS, value, codings)
         if codings is None:
             raise error("BAD_TE", at, response=response)
         if not response and any(c not in _KNOWN_CODINGS for c in codings):
@@ -576,17 +614,39 @@ def _framing(h: _Head, buf: Buffer, out: list[int], ids: list[int], minor: int,
     h.content_length = content_length
 
 
-def _connection_tokens(buf: Buffer, out: list[int], ids: list[int]) -> tuple[bytes, ...]:
-    """The options of every Connection line, lowercase, in order (empty elements dropped)."""
-    if ids.count(_CONNECTION) == 1:  # the usual case, with a handful of distinct values
-        i = 11 + 5 * ids.index(_CONNECTION)
-        value = bytes(buf[out[i] : out[i + 1]])
-        tokens = _TOKENS.get(value)
-        if tokens is None:
-            tokens = _split_tokens([value])
-            _remember(_TOKENS, value, tokens)
-        return tokens
-    return _split_tokens(_values(buf, out, ids, _CONNECTION))
+_Connection = tuple[tuple[bytes, ...], bool, bool]
+
+
+def _connection(buf: Buffer, out: Sequence[int], ids: Sequence[int],
+                mask: int) -> _Connection:
+    """The options of every Connection line, lowercase, in order (empty elements dropped),
+    and whether they keep the connection in HTTP/1.1 (no ``close``) and in HTTP/1.0
+    (``keep-alive`` and no ``close``). ``parse_request_head`` has the one-line case
+    inline."""
+    if mask & _CONNECTION_REPEATED:
+        return _connection_lines(buf, out, ids)
+    i = 11 + 5 * ids.index(_CONNECTION)
+    value = buf[out[i] : out[i + 1]]
+    if type(value) is not bytes:
+        value = bytes(value)
+    return _TOKENS.get(value) or _connection_value(value)
+
+
+def _connection_value(value: bytes) -> _Connection:
+    """_connection's answer for one Connection line, remembered (a handful of distinct
+    values: keep-alive, close, upgrade...)."""
+    known = _connection_of(_split_tokens([value]))
+    _remember(_TOKENS, value, known)
+    return known
+
+
+def _connection_lines(buf: Buffer, out: Sequence[int], ids: Sequence[int]) -> _Connection:
+    return _connection_of(_split_tokens(_values(buf, out, ids, _CONNECTION)))
+
+
+def _connection_of(tokens: tuple[bytes, ...]) -> _Connection:
+    close = b"close" in tokens
+    return tokens, not close, not close and b"keep-alive" in tokens
 
 
 def _split_tokens(values: list[bytes]) -> tuple[bytes, ...]:
@@ -600,7 +660,9 @@ def _split_tokens(values: list[bytes]) -> tuple[bytes, ...]:
 # only makes them start over.
 _MEMO_SIZE: Final = 1024
 _VALID_HOSTS: dict[bytes, bool] = {}
-_TOKENS: dict[bytes, tuple[bytes, ...]] = {}
+_TOKENS: dict[bytes, _Connection] = {}  # a Connection value -> _connection's answer
+_CODINGS: dict[bytes, tuple[bytes, ...] | None] = {}  # a Transfer-Encoding value -> _codings
+_CODINGS_KEY_MAX: Final = 256  # longer values are not remembered: they are not the usual ones
 
 
 def _remember(memo: dict[bytes, _T], key: bytes, value: _T) -> None:
@@ -609,7 +671,7 @@ def _remember(memo: dict[bytes, _T], key: bytes, value: _T) -> None:
     memo[key] = value
 
 
-def _codings(values: list[bytes]) -> list[bytes] | None:
+def _codings(values: list[bytes]) -> tuple[bytes, ...] | None:
     """The lowercase coding names of Transfer-Encoding lines, or None if one is malformed.
 
     Empty list elements are skipped (RFC 9110 §5.6.1); an empty list is malformed, and so
@@ -629,7 +691,7 @@ def _codings(values: list[bytes]) -> list[bytes] | None:
             if name == b"chunked" and m.group(2):
                 return None
             codings.append(name)
-    return codings or None
+    return tuple(codings) or None
 
 
 def _is_authority(target: bytes) -> bool:
@@ -637,7 +699,7 @@ def _is_authority(target: bytes) -> bool:
     return target[:1] != b":" and _AUTHORITY.fullmatch(target) is not None
 
 
-def _values(buf: Buffer, out: list[int], ids: list[int], hid: int) -> list[bytes]:
+def _values(buf: Buffer, out: Sequence[int], ids: Sequence[int], hid: int) -> list[bytes]:
     """The values of the header lines with id ``hid``, in order."""
     i = ids.index(hid)
     if ids.count(hid) == 1:  # the usual case: no scan of every line
@@ -646,7 +708,7 @@ def _values(buf: Buffer, out: list[int], ids: list[int], hid: int) -> list[bytes
     return [bytes(buf[out[11 + 5 * k] : out[12 + 5 * k]]) for k, x in enumerate(ids) if x == hid]
 
 
-def _nth(out: list[int], ids: list[int], hid: int, nth: int) -> int | None:
+def _nth(out: Sequence[int], ids: Sequence[int], hid: int, nth: int) -> int | None:
     """The name offset of the ``nth`` (0-based) header line with id ``hid``, if any."""
     seen = 0
     for k, i in enumerate(ids):

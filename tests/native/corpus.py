@@ -117,6 +117,10 @@ def valid_heads() -> list[tuple[str, Head]]:
         ("leading-crlf", Head.request(b"POST", b"/x", 1, [h(b"Content-Length", b"5")],
                                       leading=3)),
         ("every-header-id", Head.request(b"GET", b"/", 1, every_id)),
+        ("repeated-ids", Head.request(b"GET", b"/", 1, [
+            h(b"Host", b"a"), h(b"Connection", b"x"), h(b"Cookie", b"c"), h(b"host", b"b"),
+            h(b"Connection", b"y"), h(b"Cookie", b"d"), h(b"Expect", b"e"),
+            h(b"EXPECT", b"f")])),
         ("look-alike-names", Head.request(b"GET", b"/", 1, [
             h(b"Hosts", b"a"), h(b"Hos", b"b"), h(b"X-Forwarded-Fo", b"c"),
             h(b"Content-Lengthy", b"d"), h(b"T", b"e"), h(b"TE-", b"f"),

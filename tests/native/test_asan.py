@@ -1,7 +1,8 @@
 """native/scanner.c under AddressSanitizer and UBSan, inputs ending at a guard page.
 
 tests/native/asan_harness.c scans every prefix of the corpus (tests/native/corpus.py) on
-the SSE4.2 and the scalar path, each input copied so that its last byte is the last one
+the SSE4.2 and the scalar path, with both entry points (``pysozu_scan_head_ids`` writes one
+int more: the id mask), each input copied so that its last byte is the last one
 before a PROT_NONE page, and again into an exact-size malloc block. Any read past the input
 faults or is reported. Its printed results must equal the Python wrapper's on the same
 calls, so the harness cannot pass by scanning nothing. Needs gcc with libasan and libubsan
@@ -66,7 +67,11 @@ def _expected_lines(cases: list[tuple[str, bytes, bool, int, int]]) -> list[str]
                 for last_len in calls:
                     rc, out = native.scan_head(data, n, last_len, is_request, max_head,
                                                max_headers)
-                    lines.append(" ".join(map(str, [number, n, last_len, path, rc, *out])))
+                    mask = native.scan_head_ids(data, n, last_len, is_request, max_head,
+                                                max_headers)[2]
+                    tail = [f"mask={mask}"] if rc > 0 else []
+                    lines.append(" ".join(map(str, [number, n, last_len, path, rc, *out,
+                                                    *tail])))
                 if rc == 0:
                     last = n
     return lines
@@ -106,3 +111,6 @@ def test_scanner_under_asan_with_guard_page(tmp_path):
     # not trivially passing: complete heads, errors and incomplete heads all occurred
     rcs = {int(line.split()[4]) for line in got}
     assert any(rc > 0 for rc in rcs) and 0 in rcs and any(rc < 0 for rc in rcs)
+    # and masks with id bits and "more than one line" bits were printed
+    masks = {int(line.rsplit("mask=", 1)[1]) for line in got if "mask=" in line}
+    assert any(mask >> 18 for mask in masks) and any(mask & 0x3FFFE for mask in masks)

@@ -348,3 +348,99 @@ def test_main_without_a_compiler_exits_1():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "cannot build the C scanner" in result.stderr
+
+
+# ---- scan_head_ids: the id mask ------------------------------------------------------------
+
+
+def model_mask(rc: int, out: list[int]) -> int:
+    """SCANNER.md's id mask, from the records."""
+    if rc <= 0:
+        return 0
+    ids = out[8:8 + 5 * out[6]:5]
+    mask = 0
+    for hid in ids:
+        mask |= 1 << hid
+    for hid in range(1, 7):
+        if ids.count(hid) > 1:
+            mask |= 1 << (18 + hid)
+    return mask
+
+
+def scan_ids(*args: object) -> tuple[int, list[int], int]:
+    rc, out, mask = native.scan_head_ids(*args)  # type: ignore[arg-type]
+    return rc, list(out), mask
+
+
+def test_scan_head_ids_on_every_prefix_and_resume(path):
+    """On each C path: scan_head's answer and the model's mask, for every prefix of every
+    corpus head and every resume from an incomplete prefix."""
+    for _, data, is_request, max_head, max_headers in corpus.corpus():
+        data = data[:700]
+        last = 0
+        for n in range(len(data) + 1):
+            for last_len in {0, last}:
+                args = (data, n, last_len, is_request, max_head, max_headers)
+                rc, out, mask = scan_ids(*args)
+                assert (rc, out) == native.scan_head(*args)
+                assert mask == model_mask(rc, out), (data, n, last_len)
+            if rc == 0:
+                last = n
+
+
+def test_scan_head_ids_mask_values(path):
+    data = b"GET / HTTP/1.1\r\nHost: a\r\nAccept: b\r\nCookie: c\r\nhost: d\r\n\r\n"
+    assert scan_ids(data, len(data), 0, True, MAX_HEAD, MAX_HEADERS)[2] == (
+        1 << 0 | 1 << 4 | 1 << 7 | 1 << 22)
+    for name, hid in corpus.IDS.items():
+        data = b"HTTP/1.1 200 OK\r\n%s: 1\r\nX: 2\r\n%s: 3\r\n\r\n" % (name, name.upper())
+        want = 1 | 1 << hid | (1 << (18 + hid) if hid <= 6 else 0)
+        assert scan_ids(data, len(data), 0, False, MAX_HEAD, MAX_HEADERS)[2] == want
+
+
+def test_scan_head_ids_buffer_types_and_limits(path):
+    data = bytes(dict(VALID)["browser-14"].data)
+    want = scan_ids(data, len(data), 0, True, MAX_HEAD, MAX_HEADERS)
+    assert want[2] == model_mask(want[0], want[1]) != 0
+    for buf in (bytearray(data), memoryview(data), memoryview(bytearray(data + b"xyz"))):
+        assert scan_ids(buf, len(data), 0, True, MAX_HEAD, MAX_HEADERS) == want
+    # the out array holds the mask just past the last record: exactly max_headers records
+    # still leave it room, and a huge max_headers is bounded by max_head
+    assert scan_ids(data, len(data), 0, True, MAX_HEAD, 14) == want
+    assert scan_ids(data, len(data), 0, True, len(data), 10**9) == want
+    assert scan_ids(data, len(data), 0, True, MAX_HEAD, 13)[2] == 0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(heads(), st.sampled_from([MAX_HEAD, 8, 40, 100]), st.sampled_from([100, 0, 1, 3]))
+def test_scan_head_ids_simd_scalar_and_model_agree(case, max_head, max_headers):
+    data, is_request = case
+    args = (data, len(data), 0, is_request, max_head, max_headers)
+    try:
+        native.force_scalar(False)
+        fast = scan_ids(*args)
+        native.force_scalar(True)
+        slow = scan_ids(*args)
+    finally:
+        native.force_scalar(False)
+    assert fast == slow
+    expected = model.scan_head(*args)
+    assert fast[:2] == expected
+    assert fast[2] == model_mask(*expected)
+
+
+# ---- the SIMD end-of-head search at every alignment ------------------------------------------
+
+
+@pytest.mark.parametrize("ending", [b"\r\n\r\n", b"\n\n", b"\r\n\n", b"\n\r\n", b"\r\n\r\r\n"])
+def test_end_of_head_at_every_alignment(path, ending):
+    """The end ('\\n' then '\\n' or '\\r\\n') at each position of a 16-byte block, with the
+    buffer ending right after it or a few bytes later (the three shifted loads must stay
+    inside it): both paths and the model agree."""
+    for pad in range(40):
+        data = b"GET / HTTP/1.1\r\nX: " + b"a" * pad + ending
+        for extra in (b"", b"\r", b"\n", b"\r\n", b"xyz", b"\r\n\r\n" * 5):
+            full = data + extra
+            for length in range(max(len(full) - 20, 0), len(full) + 1):
+                args = (full, length, 0, True, MAX_HEAD, MAX_HEADERS)
+                assert both_paths(*args) == model.scan_head(*args), (full, length)

@@ -120,3 +120,51 @@ def test_native_and_pure_agree_byte_by_byte(data: bytes, is_request: bool) -> No
         if a[0] != 0:
             break
         last = length
+
+
+def resumed_ids(scan_ids: parser.ScanHeadIds, data: bytes | bytearray | memoryview,
+                length: int, is_request: bool, max_head: int, max_headers: int,
+                cut: int) -> tuple[int, list[int], int]:
+    """``resumed`` for scan_head_ids, with the spans as a list."""
+    rc, out, mask = scan_ids(data, cut, 0, is_request, max_head, max_headers)
+    if rc == 0 and cut != length:
+        rc, out, mask = scan_ids(data, length, cut, is_request, max_head, max_headers)
+    return rc, list(out), mask
+
+
+@pytest.mark.skipif(native_scan is None, reason="the native scanner is not built")
+@common
+@given(data=inputs, is_request=st.booleans(), max_head=st.sampled_from([16384, 200, 40, 8]),
+       max_headers=st.sampled_from([100, 5, 1, 0]), cut=st.floats(0, 1),
+       length_cut=st.floats(0.5, 1), kind=st.sampled_from([bytes, bytearray, memoryview]))
+def test_native_and_pure_agree_with_the_id_mask(data: bytes, is_request: bool, max_head: int,
+                                               max_headers: int, cut: float,
+                                               length_cut: float, kind: type) -> None:
+    """scan_head_ids: both backends give scan_head's answer and the same mask."""
+    from pysozu import native
+
+    length = int(length_cut * len(data))
+    k = int(cut * length)
+    buf = kind(data)
+    got = resumed_ids(native.scan_head_ids, buf, length, is_request, max_head, max_headers, k)
+    assert got == resumed_ids(pure.scan_head_ids, buf, length, is_request, max_head,
+                              max_headers, k)
+    assert got[:2] == resumed(pure.scan_head, buf, length, is_request, max_head, max_headers,
+                              k)
+    if got[0] > 0:
+        assert got[2] == pure.id_mask(got[1])
+    else:
+        assert got[2] == 0
+
+
+@common
+@given(data=inputs, is_request=st.booleans(), max_head=st.sampled_from([16384, 200, 40, 8]),
+       max_headers=st.sampled_from([100, 5, 1, 0]), cut=st.floats(0, 1))
+def test_pure_id_mask_agrees_with_its_reference(data: bytes, is_request: bool, max_head: int,
+                                                max_headers: int, cut: float) -> None:
+    length = len(data)
+    k = int(cut * length)
+    rc, out, mask = resumed_ids(pure.scan_head_ids, data, length, is_request, max_head,
+                                max_headers, k)
+    assert (rc, out) == pure._reference(data, length, 0, is_request, max_head, max_headers)
+    assert mask == (pure.id_mask(out) if rc > 0 else 0)
