@@ -88,6 +88,7 @@ log = logging.getLogger("pysozu.cli")
 
 #: Builds the request of a client verb from its arguments: ``(type, fields)``.
 RequestBuilder = Callable[[argparse.Namespace], tuple[str, dict[str, Any]]]
+_Verb = Callable[["Client", argparse.Namespace], int]
 
 _LOG_LEVELS = {
     "trace": logging.DEBUG,  # Sōzu's most verbose level
@@ -1237,16 +1238,22 @@ def _cluster_show_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]
     return "QUERY_CLUSTER_BY_ID", {"cluster_id": args.cluster_id}
 
 
-def _cmd_cluster_add(client: Client, args: argparse.Namespace) -> int:
-    answer = _send(client, args)
-    client.say(answer.get("message") or f"cluster {args.cluster_id} added")
-    return 0
+def _confirming(describe: Callable[[argparse.Namespace], str]) -> _Verb:
+    """A verb that sends its request and prints the worker's message, or ``describe(args)``
+    when the answer has none."""
+
+    def run(client: Client, args: argparse.Namespace) -> int:
+        answer = _send(client, args)
+        client.say(answer.get("message") or describe(args))
+        return 0
+
+    return run
 
 
-def _cmd_cluster_remove(client: Client, args: argparse.Namespace) -> int:
-    answer = _send(client, args)
-    client.say(answer.get("message") or f"cluster {args.cluster_id} removed")
-    return 0
+_cmd_cluster_add = _confirming(lambda args: f"cluster {args.cluster_id} added")
+
+
+_cmd_cluster_remove = _confirming(lambda args: f"cluster {args.cluster_id} removed")
 
 
 def _cmd_cluster_show(client: Client, args: argparse.Namespace) -> int:
@@ -1408,16 +1415,10 @@ def _check_listener_update(args: argparse.Namespace) -> None:
         subparser.error("nothing to update: give at least one option")
 
 
-def _cmd_listener_update(client: Client, args: argparse.Namespace) -> int:
-    answer = _send(client, args)
-    client.say(answer.get("message") or f"{args.protocol} listener {args.address} updated")
-    return 0
+_cmd_listener_update = _confirming(lambda args: f"{args.protocol} listener {args.address} updated")
 
 
-def _cmd_listener_remove(client: Client, args: argparse.Namespace) -> int:
-    answer = _send(client, args)
-    client.say(answer.get("message") or f"{args.protocol} listener {args.address} removed")
-    return 0
+_cmd_listener_remove = _confirming(lambda args: f"{args.protocol} listener {args.address} removed")
 
 
 def _cmd_listener_activate(client: Client, args: argparse.Namespace) -> int:
@@ -1429,10 +1430,9 @@ def _cmd_listener_activate(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_listener_deactivate(client: Client, args: argparse.Namespace) -> int:
-    answer = _send(client, args)
-    client.say(answer.get("message") or f"{args.protocol} listener {args.address} deactivated")
-    return 0
+_cmd_listener_deactivate = _confirming(
+    lambda args: f"{args.protocol} listener {args.address} deactivated"
+)
 
 
 def _cmd_listener_list(client: Client, args: argparse.Namespace) -> int:
@@ -1525,10 +1525,7 @@ def _cmd_frontend_add(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_frontend_remove(client: Client, args: argparse.Namespace) -> int:
-    answer = _send(client, args)
-    client.say(answer.get("message") or f"{_frontend_words(args)} removed")
-    return 0
+_cmd_frontend_remove = _confirming(lambda args: f"{_frontend_words(args)} removed")
 
 
 # -- queries, metrics, logging, health checks, limits -----------------------------------------
@@ -1598,10 +1595,7 @@ def _logging_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return "LOGGING", {"filter": args.filter}
 
 
-def _cmd_logging(client: Client, args: argparse.Namespace) -> int:
-    answer = _send(client, args)
-    client.say(answer.get("message") or f"logging set to {args.filter}")
-    return 0
+_cmd_logging = _confirming(lambda args: f"logging set to {args.filter}")
 
 
 def _health_check_set_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -1622,16 +1616,12 @@ def _health_check_list_request(args: argparse.Namespace) -> tuple[str, dict[str,
     return "QUERY_HEALTH_CHECKS", _given(args, "cluster_id")
 
 
-def _cmd_health_check_set(client: Client, args: argparse.Namespace) -> int:
-    answer = _send(client, args)
-    client.say(answer.get("message") or f"health check set on cluster {args.cluster_id}")
-    return 0
+_cmd_health_check_set = _confirming(lambda args: f"health check set on cluster {args.cluster_id}")
 
 
-def _cmd_health_check_remove(client: Client, args: argparse.Namespace) -> int:
-    answer = _send(client, args)
-    client.say(answer.get("message") or f"health check removed from cluster {args.cluster_id}")
-    return 0
+_cmd_health_check_remove = _confirming(
+    lambda args: f"health check removed from cluster {args.cluster_id}"
+)
 
 
 def _cmd_health_check_list(client: Client, args: argparse.Namespace) -> int:
