@@ -340,11 +340,8 @@ class Worker:
         self._checked(request)
         listener = self.server.listeners[request["address"]]
         config: TcpListenerConfig = listener.config
-        for name in ("public_address", "expect_proxy", "front_timeout", "back_timeout",
-                     "connect_timeout"):
-            value = request.fields.get(name)
-            if value is not None:
-                setattr(config, name, value)
+        _patch(config, request.fields, ("public_address", "expect_proxy", "front_timeout",
+                                        "back_timeout", "connect_timeout"))
         self.state.apply(request)
         return ok(request.id)
 
@@ -430,12 +427,8 @@ class Worker:
         self._checked(request)
         config = self._http_listener(request["address"])
         f = request.fields
-        for name in ("public_address", "sticky_name", "front_timeout", "back_timeout",
-                     "connect_timeout", "request_timeout", "sozu_id_header",
-                     "elide_x_real_ip", "send_x_real_ip"):
-            value = f.get(name)
-            if value is not None:
-                setattr(config, name, value)
+        # everything that can refuse the request runs before anything changes, so a FAILURE
+        # leaves the listener exactly as the state describes it
         if f.get("expect_proxy"):
             raise ValueError("expect_proxy on HTTP listeners is not supported yet")
         if f.get("answers"):
@@ -443,6 +436,9 @@ class Worker:
             merged.update({k: load_template_source(v) for k, v in f["answers"].items() if v})
             config.answers.set_listener(merged)  # AnswerError leaves the old ones in place
             config.answer_sources = merged
+        _patch(config, f, ("public_address", "sticky_name", "front_timeout", "back_timeout",
+                           "connect_timeout", "request_timeout", "sozu_id_header",
+                           "elide_x_real_ip", "send_x_real_ip"))
         self.state.apply(request)
         return ok(request.id)
 
@@ -592,6 +588,14 @@ class Worker:
                         listener_config, bound_address=listener.bound_address
                     )
         return ok(request.id, "", content)
+
+
+def _patch(config: Any, fields: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Apply the fields of an UPDATE_*_LISTENER patch that were given (None: keep)."""
+    for name in names:
+        value = fields.get(name)
+        if value is not None:
+            setattr(config, name, value)
 
 
 def _health_config(fields: dict[str, Any]) -> HealthCheckConfig:
