@@ -163,6 +163,19 @@ def _header(text: str) -> dict[str, str]:
     return {"position": upper, "key": key, "val": value}
 
 
+def _add_answer_option(group: Any) -> None:
+    """``--answer CODE=TEMPLATE``, shared by clusters and HTTP listeners."""
+    group.add_argument(
+        "--answer",
+        type=_answer,
+        action="append",
+        default=[],
+        dest="answers",
+        metavar="CODE=TEMPLATE",
+        help="replace a default answer: inline text or file://PATH (repeatable)",
+    )
+
+
 def _choice(choices: Sequence[str]) -> Callable[[str], str]:
     """An argparse type accepting enum names in any case (``round_robin``)."""
 
@@ -313,15 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--https-redirect", action="store_true", help="redirect plain HTTP requests to HTTPS"
     )
     http.add_argument("--https-redirect-port", type=_uint, metavar="PORT")
-    http.add_argument(
-        "--answer",
-        type=_answer,
-        action="append",
-        default=[],
-        dest="answers",
-        metavar="CODE=TEMPLATE",
-        help="replace a default answer: inline text or file://PATH (repeatable)",
-    )
+    _add_answer_option(http)
     http.add_argument("--http2", action="store_true", help="the backends speak HTTP/2 (h2c)")
     http.add_argument(
         "--authorized-hash",
@@ -380,15 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="COOKIE",
             help=f"sticky session cookie name (default {DEFAULT_STICKY_NAME})",
         )
-        http.add_argument(
-            "--answer",
-            type=_answer,
-            action="append",
-            default=[],
-            dest="answers",
-            metavar="CODE=TEMPLATE",
-            help="replace a default answer: inline text or file://PATH (repeatable)",
-        )
+        _add_answer_option(http)
         http.add_argument("--sozu-id-header", metavar="NAME", help="default Sozu-Id")
         http.add_argument("--elide-x-real-ip", help="drop a client's X-Real-IP header", **flag)
         http.add_argument("--send-x-real-ip", help="send the client's IP as X-Real-IP", **flag)
