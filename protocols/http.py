@@ -64,6 +64,7 @@ from pysozu.parser import (
     ParseError,
     RequestHead,
     ResponseHead,
+    TargetForm,
     parse_request_head,
     parse_response_head,
 )
@@ -82,7 +83,7 @@ from pysozu.reactor.session import (
 from pysozu.reactor.timer import Timeout
 
 from .access_log import AccessLogger, AccessRecord
-from .answers import ANSWER_STATUSES, Answers
+from .answers import ANSWER_STATUSES, Answers, Template
 from .backends import Backend, NoAvailableBackend
 from .http_rules import (
     REDIRECT_STATUS,
@@ -92,6 +93,7 @@ from .http_rules import (
     www_authenticate,
 )
 from .pipe import Pipe
+from .rewrite import Rewrites, valid_host
 from .router import Router, split_host_port
 from .upstream import NO_RESOURCES, Upstreams
 
@@ -108,7 +110,7 @@ HEAD, FORWARD, ANSWER = 0, 1, 2
 _NONE, _CONNECTING, _CONNECTED = 0, 1, 2
 
 # header ids from the scanner (parser/SCANNER.md)
-_H_CONNECTION, _H_COOKIE, _H_KEEP_ALIVE = 3, 7, 10
+_H_CONNECTION, _H_HOST, _H_COOKIE, _H_KEEP_ALIVE = 3, 4, 7, 10
 _H_XFF, _H_FORWARDED, _H_XFP, _H_XFPORT, _H_XREALIP, _H_XREQID = 12, 13, 14, 15, 16, 17
 
 _ids = itertools.count(1)
@@ -140,6 +142,10 @@ class HttpRoute:
     redirect: str = "FORWARD"
     redirect_scheme: str = "USE_SAME"
     required_auth: bool = False
+    #: ``rewrite_host`` / ``rewrite_path`` / ``rewrite_port`` of the frontend, compiled
+    rewrites: Rewrites | None = None
+    #: the frontend's own template for its 301/302/308 (``redirect_template``)
+    redirect_template: Template | None = None
 
 
 @dataclass
@@ -680,10 +686,19 @@ class Http(SessionState):
             return
         self.cluster_id = route.cluster_id
         cluster = self.proxy.clusters.get(route.cluster_id)
-        if not self._request_allowed(head, route, cluster, host, _port, path):
+        new_host = new_path = None
+        rewrites = route.rewrites
+        if rewrites is not None:
+            new_host, new_path = rewrites.apply(host, path.decode("latin-1"))
+            if new_host is not None and not valid_host(new_host):
+                self._answer(400, message="the frontend's rewrite_host gives an invalid host",
+                             close=True)
+                return
+        if not self._request_allowed(head, route, cluster, host, _port, path, new_host,
+                                     new_path):
             return
         sticky = cluster is not None and cluster.sticky_session
-        self.req_head = self._rewrite_request(head, view, route, sticky)
+        self.req_head = self._rewrite_request(head, view, route, sticky, new_host, new_path)
         self.phase = FORWARD
         self.resp = None
         self.resp_status = None
@@ -705,7 +720,7 @@ class Http(SessionState):
 
     def _request_allowed(
         self, head: RequestHead, route: HttpRoute, cluster: HttpCluster | None, host: str,
-        port: int | None, path: bytes,
+        port: int | None, path: bytes, new_host: str | None, new_path: str | None,
     ) -> bool:
         """Redirects, basic auth and the per-IP limit (``http_rules``); False: answered."""
         if route.redirect == "UNAUTHORIZED":
@@ -721,10 +736,24 @@ class Http(SessionState):
                                          cluster.https_redirect_port)
         elif status is not None:
             https_port = cluster.https_redirect_port if cluster is not None else None
-            location = redirect_location(route.redirect_scheme, "http", host, port,
-                                         path.decode("latin-1"), https_port)
+            rewrites = route.rewrites
+            forced_port = rewrites.port if rewrites is not None else None
+            if new_host is not None:
+                # another host: the request's port is not its port; a port written in the
+                # template is, unless rewrite_port says otherwise
+                new_host, host_port = _split_authority(new_host)
+                if forced_port is None:
+                    forced_port = host_port
+                port = None
+            location = redirect_location(
+                route.redirect_scheme, "http", host if new_host is None else new_host,
+                port, path.decode("latin-1") if new_path is None else new_path, https_port,
+                forced_port=forced_port,
+            )
         if status is not None:
-            self._answer(status, close=True, extra={"REDIRECT_LOCATION": location})
+            template = route.redirect_template if route.redirect != "FORWARD" else None
+            self._answer(status, close=True, extra={"REDIRECT_LOCATION": location},
+                         template=template)
             return False
         if route.required_auth:
             values = head.get(b"authorization")
@@ -776,7 +805,8 @@ class Http(SessionState):
         self.front_r.interest &= ~READABLE
 
     def _rewrite_request(
-        self, head: RequestHead, buf: memoryview, route: HttpRoute, sticky: bool
+        self, head: RequestHead, buf: memoryview, route: HttpRoute, sticky: bool,
+        new_host: str | None = None, new_path: str | None = None,
     ) -> bytes:
         config = self.config
         spans = head.spans
@@ -792,6 +822,30 @@ class Http(SessionState):
         xff_added = False
         deletes = {e.key.lower() for e in route.headers
                    if e.position in ("REQUEST", "BOTH") and not e.value}
+        rewrites = route.rewrites
+        host_line = b""
+        if rewrites is not None:
+            rewrite_port = rewrites.port
+            if new_host is not None or rewrite_port is not None:
+                # the backend sees the new authority; the client's goes to X-Forwarded-Host
+                authority = new_host if new_host is not None else \
+                    (head.host or b"").decode("latin-1")
+                if rewrite_port is not None:
+                    authority = _host_only(authority)
+                    if ":" in authority:
+                        authority = f"[{authority}]"
+                    authority = f"{authority}:{rewrite_port}"
+                host_line = b"Host: " + authority.encode("latin-1") + b"\r\n"
+                deletes = deletes | {b"host", b"x-forwarded-host"}
+                if head.host is not None:
+                    host_line += b"X-Forwarded-Host: " + head.host + b"\r\n"
+            if new_path is not None or (host_line and head.target_form == TargetForm.ABSOLUTE):
+                # the request line carries the new path in origin form (an absolute-form
+                # target would otherwise keep the old authority, which wins over Host)
+                target = new_path if new_path is not None else self.path.decode("latin-1")
+                pieces.append(buf[cursor : head.target_start])
+                pieces.append(target.encode("latin-1"))
+                cursor = head.target_end
         sticky_name = config.sticky_name.encode()
         sozu_id = config.sozu_id_header.encode()
         sozu_id_lower = sozu_id.lower()
@@ -857,6 +911,8 @@ class Http(SessionState):
             cursor = line_end
         pieces.append(buf[cursor:line_end_of_head])
         added: list[bytes] = []
+        if host_line:
+            added.append(host_line)
         if not xff_added:
             added.append(b"X-Forwarded-For: " + peer_ip.encode() + b"\r\n")
         if not has_xfp:
@@ -1356,7 +1412,7 @@ class Http(SessionState):
     # -- default answers ----------------------------------------------------------------------
     def _answer(
         self, status: int, *, message: str = "", close: bool = True,
-        extra: dict[str, str | bytes | int] | None = None,
+        extra: dict[str, str | bytes | int] | None = None, template: Template | None = None,
     ) -> None:
         backend = self.backend
         variables: dict[str, str | bytes | int] = {
@@ -1374,7 +1430,10 @@ class Http(SessionState):
             data, closes = _plain_answer(status, self.request_id), True
         else:
             try:
-                data, closes = self.config.answers.render(status, self.cluster_id, variables)
+                if template is not None:
+                    data, closes = template.render(variables)
+                else:
+                    data, closes = self.config.answers.render(status, self.cluster_id, variables)
             except Exception:  # a broken template must not cost the client an answer
                 log.exception("rendering the %d answer failed", status)
                 data, closes = _plain_answer(status, self.request_id), True
@@ -1532,6 +1591,26 @@ def _plain_answer(status: int, request_id: str) -> bytes:
         f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
         f"{sozu_id}\r\n"
     ).encode() + body
+
+
+def _split_authority(authority: str) -> tuple[str, int | None]:
+    """``(host, port or None)`` of a rewritten authority; an IPv6 literal loses its brackets."""
+    if authority.startswith("["):
+        close = authority.find("]")
+        if close > 0:
+            rest = authority[close + 1 :]
+            port = int(rest[1:]) if rest[:1] == ":" and rest[1:].isdigit() else None
+            return authority[1:close], port
+        return authority, None
+    host, sep, port_text = authority.rpartition(":")
+    if sep and port_text.isdigit() and ":" not in host:
+        return host, int(port_text)
+    return authority, None
+
+
+def _host_only(authority: str) -> str:
+    """``authority`` without a ``:port`` suffix (an IPv6 literal keeps its brackets off)."""
+    return _split_authority(authority)[0]
 
 
 def _strip_cookie(value: bytes, name: bytes) -> tuple[bytes, bytes | None]:

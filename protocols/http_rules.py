@@ -67,16 +67,22 @@ def www_authenticate(realm: str | None) -> str:
 
 def redirect_location(
     scheme_policy: str, listener_scheme: str, host: str, port: int | None, path: str,
-    https_port: int | None = None,
+    https_port: int | None = None, forced_port: int | None = None,
 ) -> str:
-    """The Location of a redirect: ``scheme://host[:port]path``."""
+    """The Location of a redirect: ``scheme://host[:port]path``.
+
+    ``forced_port`` (a frontend's ``rewrite_port``) wins over every other port; otherwise an
+    https target takes ``https_port`` and a scheme change drops the listener's port.
+    """
     if scheme_policy == "USE_HTTPS":
         scheme = "https"
     elif scheme_policy == "USE_HTTP":
         scheme = "http"
     else:
         scheme = listener_scheme
-    if scheme == "https" and https_port is not None:
+    if forced_port is not None:
+        port = forced_port
+    elif scheme == "https" and https_port is not None:
         port = https_port
     elif scheme != listener_scheme:
         port = None  # the listener's port means nothing for the other scheme

@@ -28,10 +28,12 @@ from typing import Any
 
 from pysozu.parser import Limits
 from pysozu.protocols.access_log import AccessLogger
-from pysozu.protocols.answers import AnswerError, Answers, load_template_source
+from pysozu.protocols.answers import AnswerError, Answers, Template, load_template_source
 from pysozu.protocols.backends import Backend
 from pysozu.protocols.health_check import HealthCheckConfig, HealthChecker
 from pysozu.protocols.http import HeaderEdit, HttpCluster, HttpListenerConfig, HttpProxy, HttpRoute
+from pysozu.protocols.http_rules import REDIRECT_STATUS
+from pysozu.protocols.rewrite import Rewrites
 from pysozu.protocols.router import Frontend, PathRule, PathRuleKind, RulePosition
 from pysozu.protocols.tcp import TcpListenerConfig, TcpProxy
 from pysozu.protocols.upstream import Upstreams
@@ -442,15 +444,10 @@ class Worker:
         self.state.apply(request)
         return ok(request.id)
 
-    def _http_frontend(self, request: Request) -> Frontend[HttpRoute]:
+    def _http_frontend(self, request: Request, compile_rules: bool = True) -> Frontend[HttpRoute]:
+        """The router entry of an HTTP frontend request; ``compile_rules=False`` (removal) skips
+        the rewrites and redirect template, which only matter to a frontend being added."""
         f = request.fields
-        unsupported = [
-            name
-            for name in ("redirect_template", "rewrite_host", "rewrite_path", "rewrite_port")
-            if f.get(name) is not None
-        ]
-        if unsupported:
-            raise ValueError(f"not supported yet on HTTP frontends: {', '.join(unsupported)}")
         path = f.get("path") or {"kind": "PREFIX", "value": ""}
         route = HttpRoute(
             cluster_id=f.get("cluster_id"),
@@ -463,13 +460,29 @@ class Worker:
             redirect_scheme=f.get("redirect_scheme") or "USE_SAME",
             required_auth=bool(f.get("required_auth")),
         )
-        return Frontend(
+        frontend = Frontend(
             hostname=f["hostname"],
             route=route,
             path=PathRule(PathRuleKind[path["kind"]], path["value"]),
             method=f.get("method"),
             position=RulePosition[f["position"]],
         )
+        if not compile_rules:
+            return frontend
+        if f.get("rewrite_host") or f.get("rewrite_path") or f.get("rewrite_port") is not None:
+            route.rewrites = Rewrites(frontend, f.get("rewrite_host"), f.get("rewrite_path"),
+                                      f.get("rewrite_port"))
+        if f.get("redirect_template"):
+            status = REDIRECT_STATUS.get(route.redirect)
+            if status is None:
+                raise ValueError(
+                    "redirect_template needs redirect PERMANENT, FOUND or PERMANENT_REDIRECT, "
+                    f"not {route.redirect}"
+                )
+            route.redirect_template = Template.parse(
+                load_template_source(f["redirect_template"]), status
+            )
+        return frontend
 
     def _add_http_frontend(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
@@ -481,7 +494,7 @@ class Worker:
     def _remove_http_frontend(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
         config = self._http_listener(request["address"])
-        config.router.remove(self._http_frontend(request))
+        config.router.remove(self._http_frontend(request, compile_rules=False))
         self.state.apply(request)
         return ok(request.id)
 
