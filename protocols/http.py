@@ -308,6 +308,7 @@ class Http(SessionState):
         "req_done",
         "req_fwd_end",
         "req_head",
+        "req_http10",
         "req_started",
         "request_id",
         "resp",
@@ -376,6 +377,7 @@ class Http(SessionState):
         self.authority = b""
         self.path = b""
         self.keep_alive = True
+        self.req_http10 = False
         self.upgrade_requested = False
         self.sticky_value: bytes | None = None
         self.req_head = b""
@@ -661,6 +663,7 @@ class Http(SessionState):
         self.authority = host_value
         self.path = path
         self.keep_alive = head.keep_alive and not self.server.shutting_down
+        self.req_http10 = head.version_minor == 0
         self.upgrade_requested = head.upgrade is not None
         self.front_timeout.set(config.front_timeout)
         route = config.router.lookup(host, path.decode("latin-1"), method.decode("latin-1"))
@@ -678,11 +681,11 @@ class Http(SessionState):
         if route is None:
             self.cluster_id = None
             self.metrics.incr("http.404.errors")
-            self._answer(404, message="no frontend matches this host and path", close=True)
+            self._answer(404, message="no frontend matches this host and path", close=False)
             return
         if route.cluster_id is None:
             self.cluster_id = None
-            self._answer(401, close=True)
+            self._answer(401, close=False)
             return
         self.cluster_id = route.cluster_id
         cluster = self.proxy.clusters.get(route.cluster_id)
@@ -692,7 +695,7 @@ class Http(SessionState):
             new_host, new_path = rewrites.apply(host, path.decode("latin-1"))
             if new_host is not None and not valid_host(new_host):
                 self._answer(400, message="the frontend's rewrite_host gives an invalid host",
-                             close=True)
+                             close=False)
                 return
         if not self._request_allowed(head, route, cluster, host, _port, path, new_host,
                                      new_path):
@@ -724,7 +727,7 @@ class Http(SessionState):
     ) -> bool:
         """Redirects, basic auth and the per-IP limit (``http_rules``); False: answered."""
         if route.redirect == "UNAUTHORIZED":
-            self._answer(401, close=True)
+            self._answer(401, close=False)
             return False
         local_port = self.config.public_port(self.session.front_socket.getsockname()[1])
         if port is None:
@@ -752,7 +755,7 @@ class Http(SessionState):
             )
         if status is not None:
             template = route.redirect_template if route.redirect != "FORWARD" else None
-            self._answer(status, close=True, extra={"REDIRECT_LOCATION": location},
+            self._answer(status, close=False, extra={"REDIRECT_LOCATION": location},
                          template=template)
             return False
         if route.required_auth:
@@ -761,7 +764,7 @@ class Http(SessionState):
             if len(values) != 1 or not check_basic_auth(values[0], hashes):
                 realm = cluster.www_authenticate if cluster is not None else None
                 self.metrics.incr("http.401.errors")
-                self._answer(401, close=True,
+                self._answer(401, close=False,
                              extra={"WWW_AUTHENTICATE": www_authenticate(realm)})
                 return False
         cluster_id = route.cluster_id
@@ -1003,7 +1006,7 @@ class Http(SessionState):
         self.metrics.incr(m.NO_BACKEND)
         if not upstreams.can_open_any(cluster_id):
             upstreams.no_backend(cluster_id)
-        self._answer(503, message="no backend could take the request", close=True)
+        self._answer(503, message="no backend could take the request", close=False)
 
     def _check_connect(self) -> bool:
         sock = self.back_sock
@@ -1295,13 +1298,18 @@ class Http(SessionState):
         if route is not None:
             deletes = {e.key.lower() for e in route.headers
                        if e.position in ("RESPONSE", "BOTH") and not e.value}
+        # Connection is hop-by-hop (RFC 9110 §7.6.1): the backend's, and the fields it names,
+        # describe the backend connection; the proxy says its own word on the client's below
+        for token in head.connection_tokens:
+            if token not in (b"close", b"keep-alive"):
+                deletes.add(token)
         pieces: list[Any] = []
         cursor = 0
         end_of_lines = head.length - 2
         for i in range(n):
             base = 8 + 5 * i
             ns = spans[base + 1]
-            drop = closing and spans[base] in (_H_CONNECTION, _H_KEEP_ALIVE)
+            drop = spans[base] in (_H_CONNECTION, _H_KEEP_ALIVE)
             if not drop and deletes:
                 drop = buf[ns : spans[base + 2]].tobytes().lower() in deletes
             if not drop:
@@ -1327,6 +1335,9 @@ class Http(SessionState):
         if closing:
             pieces.append(b"Connection: close\r\n")
             self.close_after = True
+        elif self.req_http10:
+            # an HTTP/1.0 client asked for keep-alive: it closes unless told otherwise
+            pieces.append(b"Connection: keep-alive\r\n")
         pieces.append(b"\r\n")
         return b"".join(pieces)
 
@@ -1437,12 +1448,18 @@ class Http(SessionState):
             except Exception:  # a broken template must not cost the client an answer
                 log.exception("rendering the %d answer failed", status)
                 data, closes = _plain_answer(status, self.request_id), True
+        # an answer keeps the connection when the caller allows it (a routing decision, not an
+        # error of the connection), the template does (Sōzu: no ``Connection: close`` and a
+        # Content-Length) and the client does, and no request body is left to skip
+        answer_close = close or closes or not self.keep_alive or self.req_body is not None
+        if not answer_close and self.req_http10:
+            data = data.replace(b"\r\n\r\n", b"\r\nConnection: keep-alive\r\n\r\n", 1)
         self.resp_status = status
         self.front_out.clear()
         self.front_out_pos = 0
         self._queue_front(data)
         self.phase = ANSWER
-        self.answer_close = close or closes or not self.keep_alive
+        self.answer_close = answer_close
         self.front_r.interest &= ~READABLE
         self._log_request()
 

@@ -46,11 +46,18 @@ def _check_builtin(response, status: int) -> None:
         assert line.encode() + b"\r\n" in response.raw_head, line
 
 
-def _one(address: str, data: bytes, method: str = "GET"):
+def _one(address: str, data: bytes, method: str = "GET", *, closes: bool = True):
+    """One request on a new connection; the answer, after checking the proxy closed (or kept,
+    when ``closes`` is False: a template without ``Connection: close``) the connection."""
     with RawClient(address) as client:
         client.send(data)
         response = client.response(method)
-        client.expect_eof()
+        if closes:
+            client.expect_eof()
+        else:
+            assert response.header("Connection") is None
+            again = client.request(data, method)  # the same connection answers once more
+            assert again.status == response.status
     return response
 
 
@@ -162,23 +169,25 @@ def test_overrides_cluster_then_listener_then_builtin(proxy, make_backend, tmp_p
     for cluster_id in ("own", "plain", "bad"):
         add_frontend(proxy, address, cluster_id, f"{cluster_id}.test")
 
-    response = _one(address, get_request("/", "own.test"))
+    response = _one(address, get_request("/", "own.test"), closes=False)
     assert response.status == 503
     assert response.body == b"cluster 503 of own"
     assert response.header("X-Id") and response.header("Content-Length") == "18"
-    assert _one(address, get_request("/", "plain.test")).body == b"listener 503"
-    assert _one(address, get_request("/x/y", "other.test")).body == b"listener 404 for /x/y"
+    assert _one(address, get_request("/", "plain.test"), closes=False).body == b"listener 503"
+    missing = _one(address, get_request("/x/y", "other.test"), closes=False)
+    assert missing.body == b"listener 404 for /x/y"
     _check_builtin(_one(address, get_request("/", "bad.test")), 502)
 
     # live changes: a new listener template, and the cluster's own removed with its cluster
     proxy.ok("UPDATE_HTTP_LISTENER", address=address,
              answers={"404": LISTENER_404.replace("listener", "updated")})
-    assert _one(address, get_request("/z", "other.test")).body == b"updated 404 for /z"
+    updated = _one(address, get_request("/z", "other.test"), closes=False)
+    assert updated.body == b"updated 404 for /z"
     proxy.ok("REMOVE_CLUSTER", cluster_id="own")
     proxy.ok("ADD_CLUSTER", cluster_id="own")
     proxy.ok("ADD_BACKEND", cluster_id="own", backend_id="own-0", address=dead_address())
     add_frontend(proxy, address, "own", "own.test")
-    assert _one(address, get_request("/", "own.test")).body == b"listener 503"
+    assert _one(address, get_request("/", "own.test"), closes=False).body == b"listener 503"
 
 
 
