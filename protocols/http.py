@@ -53,7 +53,7 @@ import logging
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pysozu.parser import (
@@ -168,6 +168,8 @@ class HttpListenerConfig:
     answer_sources: dict[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     router: Router[HttpRoute] = field(default_factory=Router)
+    #: the largest request body in bytes (413 beyond); 0: unlimited
+    max_body_size: int = 0
 
     def public_port(self, local_port: int) -> int:
         if self.public_address:
@@ -184,6 +186,8 @@ class HttpCluster:
     authorized_hashes: list[str] = field(default_factory=list)
     www_authenticate: str | None = None
     retry_after: int | None = None
+    #: overrides the listener's ``max_body_size`` for requests routed here (0: unlimited)
+    max_body_size: int | None = None
 
 
 class HttpProxy:
@@ -700,6 +704,18 @@ class Http(SessionState):
         if not self._request_allowed(head, route, cluster, host, _port, path, new_host,
                                      new_path):
             return
+        limit = config.max_body_size
+        if cluster is not None and cluster.max_body_size is not None:
+            limit = cluster.max_body_size
+        if limit and self.req_body is not None:
+            if head.body == BodyKind.LENGTH:
+                if (head.content_length or 0) > limit:
+                    self.metrics.incr("http.413.errors")
+                    self._answer(413, message=f"the request body is over {limit} bytes",
+                                 close=True)
+                    return
+            else:  # chunked: counted as it streams (a 413 while nothing was forwarded yet)
+                self.req_body = ChunkedDecoder(replace(config.limits, max_body=limit))
         sticky = cluster is not None and cluster.sticky_session
         self.req_head = self._rewrite_request(head, view, route, sticky, new_host, new_path)
         self.phase = FORWARD

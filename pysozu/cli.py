@@ -326,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--https-redirect", action="store_true", help="redirect plain HTTP requests to HTTPS"
     )
     http.add_argument("--https-redirect-port", type=_uint, metavar="PORT")
+    http.add_argument("--max-body-size", type=_uint, metavar="BYTES",
+                      help="largest request body, over the listener's (0: unlimited)")
     _add_answer_option(http)
     http.add_argument("--http2", action="store_true", help="the backends speak HTTP/2 (h2c)")
     http.add_argument(
@@ -389,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
         http.add_argument("--sozu-id-header", metavar="NAME", help="default Sozu-Id")
         http.add_argument("--elide-x-real-ip", help="drop a client's X-Real-IP header", **flag)
         http.add_argument("--send-x-real-ip", help="send the client's IP as X-Real-IP", **flag)
+        http.add_argument("--max-body-size", type=_uint, metavar="BYTES",
+                          help="largest request body, 413 beyond it (0: unlimited)")
 
     add = leaf(listener, "add", _cmd_listener_add, "add a listener and activate it")
     add.set_defaults(request=_listener_add_request, check=_check_listener)
@@ -1215,6 +1219,7 @@ def _cluster_add_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]
             "retry_after",
             "https_redirect_port",
             "www_authenticate",
+            "max_body_size",
         )
     )
     for name in ("sticky_session", "https_redirect", "http2"):
@@ -1310,6 +1315,7 @@ _HTTP_LISTENER_OPTIONS = (
     "sozu_id_header",
     "elide_x_real_ip",
     "send_x_real_ip",
+    "max_body_size",
 )
 
 
@@ -1354,6 +1360,7 @@ def _listener_fields(args: argparse.Namespace) -> dict[str, Any]:
                 "sozu_id_header",
                 "elide_x_real_ip",
                 "send_x_real_ip",
+                "max_body_size",
             )
         )
         if args.answers:

@@ -551,6 +551,9 @@ _CLUSTER: Final[dict[str, FieldSpec]] = {
     "max_connections_per_ip": _opt("uint64"),
     "retry_after": _opt("uint32"),
     "health_check": _opt("object", fields=_HEALTH_CHECK),
+    # pysozu's own: the largest request body (bytes) for this cluster, over the listener's;
+    # 0 is unlimited
+    "max_body_size": _opt("uint64"),
 }
 
 _TCP_FRONTEND: Final[dict[str, FieldSpec]] = {
@@ -652,6 +655,8 @@ REQUEST_SPECS: Final[dict[str, dict[str, FieldSpec]]] = {
         "sozu_id_header": _opt("str", DEFAULT_SOZU_ID_HEADER, check=check_header_name),
         "elide_x_real_ip": _opt("bool", False),
         "send_x_real_ip": _opt("bool", False),
+        # pysozu's own (nginx's client_max_body_size): largest request body, 0 is unlimited
+        "max_body_size": _opt("uint64", 0),
         "active": _opt("bool", False),
     },
     # A partial patch: ``None`` keeps a value; ``answers`` is merged into the listener's map
@@ -669,6 +674,7 @@ REQUEST_SPECS: Final[dict[str, dict[str, FieldSpec]]] = {
         "sozu_id_header": _opt("str", check=check_header_name),
         "elide_x_real_ip": _opt("bool"),
         "send_x_real_ip": _opt("bool"),
+        "max_body_size": _opt("uint64"),
     },
     "REMOVE_LISTENER": {"address": _ADDRESS, "proxy": _PROXY},
     "ACTIVATE_LISTENER": {"address": _ADDRESS, "proxy": _PROXY, "from_scm": _opt("bool", False)},

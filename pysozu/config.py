@@ -225,6 +225,7 @@ _HTTP_LISTENER_KEYS: Final = _TCP_LISTENER_KEYS | frozenset(
         "sozu_id_header",
         "elide_x_real_ip",
         "send_x_real_ip",
+        "max_body_size",
         *(f"answer_{code}" for code in ANSWER_CODES),  # Sōzu's legacy per-status file paths
     }
 )
@@ -269,6 +270,7 @@ _HTTP_CLUSTER_KEYS: Final = _COMMON_CLUSTER_KEYS | frozenset(
         "https_redirect_port",
         "authorized_hashes",
         "www_authenticate",
+        "max_body_size",
     }
 )
 _TCP_FRONTEND_KEYS: Final = frozenset({"address", "tags"})
@@ -747,6 +749,10 @@ class _Builder:
         for key in ("elide_x_real_ip", "send_x_real_ip"):
             if key in table:
                 fields[key] = self.value((*path, key), table[key], "bool")
+        if "max_body_size" in table:
+            fields["max_body_size"] = self.value(
+                (*path, "max_body_size"), table["max_body_size"], "uint64"
+            )
         answers: dict[str, str] = {}
         for code in ANSWER_CODES:  # legacy keys first: the answers table wins, as in Sōzu
             key = f"answer_{code}"
@@ -837,6 +843,10 @@ class _Builder:
         ]
 
     def http_cluster_keys(self, path: _Path, table: dict[str, Any], config: dict[str, Any]) -> None:
+        if "max_body_size" in table:
+            config["max_body_size"] = self.value(
+                (*path, "max_body_size"), table["max_body_size"], "uint64"
+            )
         if "answers" in table:
             config["answers"] = self.answers((*path, "answers"), table["answers"])
         if "answer_503" in table:  # Sōzu's legacy key: a file path

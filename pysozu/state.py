@@ -108,6 +108,7 @@ _LISTENER_UPDATABLE: Final = {
         "sozu_id_header",
         "elide_x_real_ip",
         "send_x_real_ip",
+        "max_body_size",
     ),
     "TCP": ("public_address", "expect_proxy", "front_timeout", "back_timeout", "connect_timeout"),
 }

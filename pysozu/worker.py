@@ -257,6 +257,7 @@ class Worker:
             authorized_hashes=list(f.get("authorized_hashes") or []),
             www_authenticate=f.get("www_authenticate"),
             retry_after=f.get("retry_after"),
+            max_body_size=f.get("max_body_size"),
         )
         limit = f.get("max_connections_per_ip")
         if limit:
@@ -420,6 +421,7 @@ class Worker:
             answer_sources=sources,
             # a head must fit in one pooled buffer
             limits=Limits(max_head=min(buffer_size - 1, 16384)),
+            max_body_size=f["max_body_size"],
         )
         if config.expect_proxy:
             raise ValueError("expect_proxy on HTTP listeners is not supported yet")
@@ -440,7 +442,7 @@ class Worker:
             config.answer_sources = merged
         _patch(config, f, ("public_address", "sticky_name", "front_timeout", "back_timeout",
                            "connect_timeout", "request_timeout", "sozu_id_header",
-                           "elide_x_real_ip", "send_x_real_ip"))
+                           "elide_x_real_ip", "send_x_real_ip", "max_body_size"))
         self.state.apply(request)
         return ok(request.id)
 

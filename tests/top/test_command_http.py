@@ -76,6 +76,7 @@ DEFAULTS: list[tuple[dict[str, Any], dict[str, Any]]] = [
             "sozu_id_header": "Sozu-Id",
             "elide_x_real_ip": False,
             "send_x_real_ip": False,
+            "max_body_size": 0,
             "active": False,
         },
     ),
@@ -94,6 +95,7 @@ DEFAULTS: list[tuple[dict[str, Any], dict[str, Any]]] = [
             "sozu_id_header": None,
             "elide_x_real_ip": None,
             "send_x_real_ip": None,
+            "max_body_size": None,
         },
     ),
     (

@@ -22,6 +22,7 @@ address = "0.0.0.0:8080"
 sticky_name = "LB"
 sozu_id_header = "X-Edge-Id"
 send_x_real_ip = true
+max_body_size = 1048576
 answers = { "503" = "HTTP/1.1 503 Busy\\r\\n\\r\\n", "404" = "" }
 
 [[listeners]]
@@ -40,6 +41,7 @@ authorized_hashes = ["alice:ABABABABABABABABABABABABABABABABABABABABABABABABABAB
 www_authenticate = "staff"
 max_connections_per_ip = 10
 retry_after = 5
+max_body_size = 0
 answers = { "502" = "bad gateway" }
 backends = [{ address = "127.0.0.1:4000" }]
 
@@ -127,6 +129,7 @@ def test_http_style_file() -> None:
         "sozu_id_header": "X-Edge-Id",
         "elide_x_real_ip": False,
         "send_x_real_ip": True,
+        "max_body_size": 1048576,
         "active": False,
     }
     assert "request_timeout" not in tcp.fields
@@ -138,6 +141,8 @@ def test_http_style_file() -> None:
     assert web["load_metric"] == "REQUESTS"
     assert web["proxy_protocol"] is None
     assert web["answers"] == {"502": "bad gateway"}
+    assert web["max_body_size"] == 0  # unlimited for this cluster, whatever the listener says
+    assert default.fields["max_body_size"] == 0  # a default listener has no limit
     assert web["authorized_hashes"] == ["alice:" + "ab" * 32]
     assert (web["https_redirect"], web["https_redirect_port"], web["http2"]) == (True, 8443, True)
     assert (web["www_authenticate"], web["max_connections_per_ip"], web["retry_after"]) == (
