@@ -93,6 +93,9 @@ from .http_rules import (
     www_authenticate,
 )
 from .pipe import Pipe
+from .proxy_protocol import ProxyProtocolError
+from .proxy_protocol import parse_header as parse_proxy_header
+from .proxy_protocol_states import EXPECT_WINDOW
 from .rewrite import Rewrites, valid_host
 from .router import Router, split_host_port
 from .upstream import NO_RESOURCES, Upstreams
@@ -228,7 +231,8 @@ class HttpProxy:
         except OSError:
             pass
         session = HttpSession(self, server, sock, peer, listener)
-        server.metrics.gauge_add("protocol.http", 1)
+        assert session.state is not None
+        server.metrics.gauge_add(f"protocol.{session.state.NAME}", 1)
         return session
 
 
@@ -242,7 +246,11 @@ class HttpSession(StateMachineSession):
         self, proxy: HttpProxy, server: Server, sock: socket.socket, peer: Any, listener: Listener
     ) -> None:
         super().__init__(server, sock, peer, listener)
-        self.state = Http(self, proxy, listener.config)
+        config = listener.config
+        if config.expect_proxy:
+            self.state = HttpExpectProxy(self, proxy, config)
+        else:
+            self.state = Http(self, proxy, config)
 
     def tokens(self) -> list[int]:
         state = self.state
@@ -251,6 +259,107 @@ class HttpSession(StateMachineSession):
         if isinstance(state, Pipe) and state.back_token >= 0:
             return [self.frontend_token, state.back_token]
         return [self.frontend_token]
+
+
+class HttpExpectProxy(SessionState):
+    """``expect_proxy`` on an HTTP listener: the PROXY header (v1 or v2) before any HTTP.
+
+    Reads at most ``EXPECT_WINDOW`` bytes into a small buffer of its own and parses them on
+    every read (``None``: a valid prefix, wait). With a header, the client address becomes the
+    header's source (so X-Forwarded-For, Forwarded, the per-IP limit and the access log name
+    the real client), and the bytes read past the header go to the :class:`Http` state as the
+    start of the first request. A bad header, a header longer than the window or the listener's
+    request timeout closes the connection and counts ``proxy_protocol.errors``; a client that
+    closes before sending a byte is closed silently (a TCP health check).
+    """
+
+    RANK = 10
+    NAME = "proxy.expect"
+    __slots__ = ("buf", "config", "front_r", "front_token", "next", "proxy", "read", "session",
+                 "timer")
+
+    def __init__(self, session: HttpSession, proxy: HttpProxy, config: HttpListenerConfig):
+        self.session = session
+        self.proxy = proxy
+        self.config = config
+        self.buf = bytearray(EXPECT_WINDOW)
+        self.read = 0
+        self.front_token = session.frontend_token
+        self.front_r = Readiness(READABLE | HUP | ERROR)
+        self.next: Http | None = None
+        self.timer = Timeout(session.server.timers, config.request_timeout, self._timed_out)
+        self.timer.set()
+
+    def update_readiness(self, token: int, events: int) -> None:
+        if token == self.front_token:
+            self.front_r.event |= events
+
+    def interest(self, token: int) -> int:
+        return self.front_r.interest if token == self.front_token else NONE
+
+    def ready(self, session: StateMachineSession) -> SessionResult:
+        front_r = self.front_r
+        if not front_r.event & (READABLE | HUP | ERROR):
+            return SessionResult.CONTINUE
+        mv = memoryview(self.buf)
+        read = session.front.socket_read
+        for _ in range(MAX_LOOP_ITERATIONS):
+            n, result = read(mv[self.read :])
+            if result is _WOULD_BLOCK:
+                front_r.event &= ~READABLE
+                return SessionResult.CONTINUE
+            if result is _CLOSED:
+                if self.read:
+                    self._fail("client closed in the middle of the PROXY header")
+                return SessionResult.CLOSE
+            if result is not _CONTINUE:
+                return SessionResult.CLOSE
+            self.read += n
+            try:
+                header = parse_proxy_header(mv[: self.read], max_header_length=EXPECT_WINDOW)
+            except ProxyProtocolError as e:
+                self._fail(str(e))
+                return SessionResult.CLOSE
+            if header is not None:
+                if header.command == "PROXY" and isinstance(header.source, tuple):
+                    session.peer_address = header.source
+                state = Http(self.session, self.proxy, self.config)
+                if not state.seed(mv[header.length : self.read]):
+                    state.close(session)
+                    return SessionResult.CLOSE
+                self.next = state
+                self.timer.cancel()
+                return SessionResult.UPGRADE
+            if self.read >= EXPECT_WINDOW:
+                self._fail(f"PROXY header longer than {EXPECT_WINDOW} bytes")
+                return SessionResult.CLOSE
+        return SessionResult.CLOSE
+
+    def _fail(self, message: str) -> None:
+        self.session.server.metrics.incr(m.PROXY_PROTOCOL_ERRORS)
+        log.debug("%s bad PROXY protocol header: %s", self.session.peer_address, message)
+
+    def _timed_out(self) -> None:
+        session = self.session
+        if session.alive and session.state is self:
+            self._fail("no complete PROXY header before the request timeout")
+            session.server.kill_session(session)
+
+    def upgrade(self, session: StateMachineSession) -> SessionState | None:
+        state, self.next = self.next, None
+        return state
+
+    def shutting_down(self, session: StateMachineSession) -> bool:
+        return self.read == 0  # nothing received yet: nothing to lose
+
+    def close(self, session: StateMachineSession) -> None:
+        self.timer.cancel()
+        if self.next is not None:
+            self.next.close(session)
+            self.next = None
+
+    def print_state(self) -> str:
+        return f"HttpExpectProxy(read={self.read})"
 
 
 class Http(SessionState):
@@ -487,6 +596,19 @@ class Http(SessionState):
                 return SessionResult.CONTINUE
         self.metrics.incr(m.INFINITE_LOOP)
         return SessionResult.CLOSE
+
+    def seed(self, data: memoryview) -> bool:
+        """Start with ``data`` already read from the client (what followed a PROXY header);
+        False when no buffer is left."""
+        if data:
+            if not self._front_buffer():
+                return False
+            assert self.front_mv is not None
+            self.front_mv[: len(data)] = data
+            self.front_end = len(data)
+            self.bytes_in += len(data)
+        self.front_r.event |= READABLE  # the socket may hold more than the window took
+        return True
 
     # -- client side --------------------------------------------------------------------------
     def _front_buffer(self) -> bool:

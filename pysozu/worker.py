@@ -423,8 +423,6 @@ class Worker:
             limits=Limits(max_head=min(buffer_size - 1, 16384)),
             max_body_size=f["max_body_size"],
         )
-        if config.expect_proxy:
-            raise ValueError("expect_proxy on HTTP listeners is not supported yet")
         return self._add_listener(request, self.http, config)
 
     def _update_http_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
@@ -433,14 +431,13 @@ class Worker:
         f = request.fields
         # everything that can refuse the request runs before anything changes, so a FAILURE
         # leaves the listener exactly as the state describes it
-        if f.get("expect_proxy"):
-            raise ValueError("expect_proxy on HTTP listeners is not supported yet")
         if f.get("answers"):
             merged = dict(config.answer_sources)
             merged.update({k: load_template_source(v) for k, v in f["answers"].items() if v})
             config.answers.set_listener(merged)  # AnswerError leaves the old ones in place
             config.answer_sources = merged
-        _patch(config, f, ("public_address", "sticky_name", "front_timeout", "back_timeout",
+        _patch(config, f, ("public_address", "expect_proxy", "sticky_name", "front_timeout",
+                           "back_timeout",
                            "connect_timeout", "request_timeout", "sozu_id_header",
                            "elide_x_real_ip", "send_x_real_ip", "max_body_size"))
         self.state.apply(request)

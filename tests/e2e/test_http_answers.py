@@ -192,12 +192,12 @@ def test_overrides_cluster_then_listener_then_builtin(proxy, make_backend, tmp_p
 
 
 def test_refused_listener_update_changes_nothing(proxy):
-    """UPDATE_HTTP_LISTENER refused (expect_proxy): the other fields are not half-applied."""
+    """UPDATE_HTTP_LISTENER refused (a broken template): other fields are not half-applied."""
     from tests.e2e.http_helpers import http_listen
 
     address = http_listen(proxy, front_timeout=60)
     answer = proxy.request("UPDATE_HTTP_LISTENER", address=address, front_timeout=5,
-                           expect_proxy=True)
+                           answers={"404": "not an HTTP response"})
     assert answer["status"] == "FAILURE"
     assert proxy.worker.server.listeners[address].config.front_timeout == 60
     listed = proxy.ok("LIST_LISTENERS")["content"]["http_listeners"][address]
