@@ -25,8 +25,10 @@ the file's directory.
 
 HTTP (``protocol = "http"`` listeners and clusters): a frontend needs ``hostname`` and may
 give ``path`` with ``path_type`` (PREFIX, the default, REGEX or EQUALS), ``method``,
-``position``, ``redirect``, ``redirect_scheme``, rewrites, ``required_auth`` and header
-edits ``{ position, key, value }`` (an empty value deletes the header); enum words are
+``position``, ``redirect``, ``redirect_scheme``, ``redirect_template``, rewrites
+(``rewrite_host``, ``rewrite_path`` with ``$HOST[n]``/``$PATH[n]``, ``rewrite_port``),
+``required_auth`` and header edits ``{ position, key, value }`` (an empty value deletes the
+header); a listener and a cluster may set ``max_body_size`` (bytes, 0: unlimited); enum words are
 accepted in any case, with ``-`` or ``_`` (``use-https``).  An answer template (listener or
 cluster ``answers`` table, keyed by status code) is inline text or ``file://PATH``; files are
 read here, relative to the configuration file, so the requests and the saved state carry the
@@ -964,9 +966,12 @@ class _Builder:
             if key in front:
                 fields[key] = self.choice((*path, key), front[key], choices)
         if "redirect_template" in front:
-            fields["redirect_template"] = self.value(
-                (*path, "redirect_template"), front["redirect_template"], "str"
-            )
+            template = self.value((*path, "redirect_template"), front["redirect_template"], "str")
+            if template.startswith("file://"):  # read here, like answers: the state carries it
+                template = self.template(
+                    (*path, "redirect_template"), template.removeprefix("file://")
+                )
+            fields["redirect_template"] = template
         for key in ("rewrite_host", "rewrite_path"):
             if key in front:
                 text = self.value((*path, key), front[key], "str")

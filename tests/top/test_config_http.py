@@ -448,6 +448,26 @@ def test_errors(text: str, key: str, line: int, reason: str) -> None:
     assert str(error) == f"cfg.toml:{line}: {key}: {error.reason}"
 
 
+def test_redirect_template_file_is_read_relative_to_the_config(tmp_path: Path) -> None:
+    template = b"HTTP/1.1 301 Gone\r\nLocation: %REDIRECT_LOCATION\r\n\r\n"
+    (tmp_path / "moved.http").write_bytes(template)
+    path = tmp_path / "pysozu.toml"
+    path.write_text(
+        """
+[clusters.app]
+protocol = "http"
+
+[[clusters.app.frontends]]
+address = "127.0.0.1:8080"
+hostname = "a.test"
+redirect = "permanent"
+redirect_template = "file://moved.http"
+"""
+    )
+    front = by_type(load_config(path).requests, "ADD_HTTP_FRONTEND")[0]
+    assert front["redirect_template"] == template.decode()
+
+
 def test_relative_answer_file_without_a_base_is_relative_to_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
