@@ -781,6 +781,11 @@ class ChunkedDecoder:
         self.trailers: list[tuple[bytes, bytes]] = []
         self.received = 0
 
+    @property
+    def limits(self) -> Limits:
+        """The limits this body is held to (what an answer to a refused body quotes)."""
+        return self._limits
+
     def feed(self, data: Buffer, start: int = 0, end: int | None = None) -> int:
         """Consume body bytes from ``data[start:end]``; return how many were consumed.
 

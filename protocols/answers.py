@@ -3,11 +3,20 @@
 Theory of operation
 -------------------
 When the proxy cannot (or must not) forward a request, it answers on its own: a redirect
-(301, 302, 308), a client error (400, 401, 404, 408, 413, 421, 429) or a gateway error
-(502, 503, 504, 507). Each of those answers comes from a *template*: a complete raw HTTP/1.x
-response (status line, header lines, an empty line, a body) that may carry ``%NAME``
-placeholders, as in Sōzu's ``lib/src/protocol/kawa_h1/answers.rs``. This module is pure: bytes
-in, bytes out, no sockets, no clock, no logging.
+(301, 302, 308), a client error (400, 401, 404, 408, 413, 414, 421, 429, 431), a request the
+proxy does not implement (501, 505) or a gateway error (502, 503, 504, 507). Each of those
+answers comes from a *template*: a complete raw HTTP/1.x response (status line, header lines,
+an empty line, a body) that may carry ``%NAME`` placeholders, as in Sōzu's
+``lib/src/protocol/kawa_h1/answers.rs``. This module is pure: bytes in, bytes out, no sockets,
+no clock, no logging.
+
+Four of those statuses are not Sōzu's: 414 (URI Too Long), 431 (Request Header Fields Too
+Large), 501 (Not Implemented: an unknown transfer coding) and 505 (HTTP Version Not
+Supported) are answers of the HTTP/1 request parser (``parser/errors.py``) for which Sōzu has
+no template. They take the placeholders of 400 (the parse-error details, the parser's reason
+as ``%MESSAGE``), and 414 and 431 also ``%CAPACITY`` (the head size limit). They are answered
+before the request is routed (except a 431 for a chunked body's trailers), so in practice
+only the listener's templates and the built-in ones apply to them.
 
 **Parsing happens once, at configuration time.** :meth:`Template.parse` checks the text and
 cuts it into pieces so that :meth:`Template.render` is a join:
@@ -22,11 +31,11 @@ cuts it into pieces so that :meth:`Template.render` is a join:
   ``Content-Length`` are refused. Errors are :class:`AnswerError` (a :class:`ValueError`) with
   the line number and the reason.
 * Placeholders are recognised in header values (anywhere in the value) and in the body. The
-  names are those of Sōzu, and each status accepts Sōzu's set for it
-  (:data:`STATUS_PLACEHOLDERS`); ``%WWW_AUTHENTICATE`` and ``%RETRY_AFTER`` are header-only,
-  ``%MESSAGE``, ``%SUCCESSFULLY_PARSED``, ``%PARTIALLY_PARSED`` and ``%INVALID`` body-only.
-  A known name used where it is not available is an error at parse time (Sōzu silently leaves
-  it as text); any other ``%word`` (``100%``, ``%20``) is plain text.
+  names are those of Sōzu, and each status accepts Sōzu's set for it (the parser's statuses:
+  see above; :data:`STATUS_PLACEHOLDERS`); ``%WWW_AUTHENTICATE`` and ``%RETRY_AFTER`` are
+  header-only, ``%MESSAGE``, ``%SUCCESSFULLY_PARSED``, ``%PARTIALLY_PARSED`` and ``%INVALID``
+  body-only. A known name used where it is not available is an error at parse time (Sōzu
+  silently leaves it as text); any other ``%word`` (``100%``, ``%20``) is plain text.
 
 **Rendering** takes a mapping from placeholder names (without the ``%``) to values (``str``
 is encoded as UTF-8, ``bytes`` taken as is, ``int`` written in decimal; a missing name is the
@@ -119,7 +128,9 @@ def _names(*extra: str) -> frozenset[str]:
     return frozenset(("ROUTE", "REQUEST_ID", *extra))
 
 
-#: The placeholders each status accepts: the variable sets of Sōzu's ``HttpAnswers::template``.
+#: The placeholders each status accepts: the variable sets of Sōzu's ``HttpAnswers::template``,
+#: and for the parser's statuses that Sōzu lacks (414, 431, 501, 505) the set of 400 (plus
+#: ``CAPACITY``, the head size limit, for 414 and 431).
 STATUS_PLACEHOLDERS: Final[Mapping[int, frozenset[str]]] = MappingProxyType(
     {
         301: _names("REDIRECT_LOCATION"),
@@ -130,14 +141,22 @@ STATUS_PLACEHOLDERS: Final[Mapping[int, frozenset[str]]] = MappingProxyType(
         404: _names(),
         408: _names("DURATION"),
         413: _names("CAPACITY", "MESSAGE", "PHASE"),
+        414: _names(
+            "CAPACITY", "MESSAGE", "PHASE", "SUCCESSFULLY_PARSED", "PARTIALLY_PARSED", "INVALID",
+        ),
         421: _names(),
         429: _names("CLUSTER_ID", "RETRY_AFTER"),
+        431: _names(
+            "CAPACITY", "MESSAGE", "PHASE", "SUCCESSFULLY_PARSED", "PARTIALLY_PARSED", "INVALID",
+        ),
+        501: _names("MESSAGE", "PHASE", "SUCCESSFULLY_PARSED", "PARTIALLY_PARSED", "INVALID"),
         502: _names(
             "CLUSTER_ID", "BACKEND_ID", "MESSAGE", "PHASE", "SUCCESSFULLY_PARSED",
             "PARTIALLY_PARSED", "INVALID",
         ),
         503: _names("CLUSTER_ID", "BACKEND_ID", "MESSAGE"),
         504: _names("CLUSTER_ID", "BACKEND_ID", "DURATION"),
+        505: _names("MESSAGE", "PHASE", "SUCCESSFULLY_PARSED", "PARTIALLY_PARSED", "INVALID"),
         507: _names("CLUSTER_ID", "BACKEND_ID", "CAPACITY", "MESSAGE", "PHASE"),
     }
 )
@@ -535,6 +554,7 @@ _PARSE = (
     "\nphase:      %PHASE\nparsed:     %SUCCESSFULLY_PARSED"
     "\npartial:    %PARTIALLY_PARSED\ninvalid:    %INVALID"
 )
+_CAPACITY = "\nhead limit: %CAPACITY"
 
 
 def _redirect(status: int, reason: str) -> str:
@@ -573,8 +593,15 @@ BUILTIN_TEMPLATE_TEXTS: Final[Mapping[int, str]] = MappingProxyType(
         413: _builtin(
             413,
             "Payload Too Large",
-            "The request head did not fit in %CAPACITY bytes (parser phase: %PHASE). %MESSAGE",
-            "",
+            "The request body is larger than this service accepts. %MESSAGE",
+            "\nphase:      %PHASE\nbody limit: %CAPACITY",
+        ),
+        414: _builtin(
+            414,
+            "URI Too Long",
+            "The request line (method, target and version) is longer than the proxy accepts. "
+            "%MESSAGE",
+            _CAPACITY + _PARSE,
         ),
         421: _builtin(
             421,
@@ -589,6 +616,19 @@ BUILTIN_TEMPLATE_TEXTS: Final[Mapping[int, str]] = MappingProxyType(
             "Too many connections from your address to this service. Retry later.",
             "\ncluster:    %CLUSTER_ID",
             "Retry-After: %RETRY_AFTER",
+        ),
+        431: _builtin(
+            431,
+            "Request Header Fields Too Large",
+            "The request's header fields are too large or too many for the proxy. %MESSAGE",
+            _CAPACITY + _PARSE,
+        ),
+        501: _builtin(
+            501,
+            "Not Implemented",
+            "The proxy does not implement what this request needs (such as its transfer "
+            "coding). %MESSAGE",
+            _PARSE,
         ),
         502: _builtin(
             502,
@@ -607,6 +647,13 @@ BUILTIN_TEMPLATE_TEXTS: Final[Mapping[int, str]] = MappingProxyType(
             "Gateway Timeout",
             "The backend server did not answer within %DURATION.",
             _TARGET,
+        ),
+        505: _builtin(
+            505,
+            "HTTP Version Not Supported",
+            "The proxy does not support the HTTP version of this request: it speaks HTTP/1.0 "
+            "and HTTP/1.1. %MESSAGE",
+            _PARSE,
         ),
         507: _builtin(
             507,

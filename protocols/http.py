@@ -741,11 +741,13 @@ class Http(SessionState):
         try:
             head = parse_request_head(view, length, self.head_last_len, self.config.limits)
         except ParseError as e:
+            details = _parse_details(view, e.offset, "request head")
             view.release()
             self.head_last_len = 0
             self.metrics.incr("http.frontend_parse_errors")
             self._unparsed_request()
-            self._answer(e.status, message=e.reason, close=True)
+            details["CAPACITY"] = self.config.limits.max_head
+            self._answer(e.status, message=e.reason, close=True, extra=details)
             self.phase = ANSWER
             self.front_start = self.front_end  # nothing more is read from this client
             self.front_r.interest &= ~READABLE
@@ -933,7 +935,10 @@ class Http(SessionState):
                     self.fatal = True  # part of this body reached the backend: cut both
                     return
                 self._close_back(reusable=False)
-                self._answer(e.status, message=e.reason, close=True)
+                limits = body.limits if isinstance(body, ChunkedDecoder) else self.config.limits
+                capacity = limits.max_body if e.status == 413 else limits.max_head
+                self._answer(e.status, message=e.reason, close=True,
+                             extra={"PHASE": "request body", "CAPACITY": capacity or ""})
                 return
             self.req_fwd_end += n
         if body.done:
@@ -1349,10 +1354,12 @@ class Http(SessionState):
                 view, length, self.resp_last_len, self.method, self.config.limits
             )
         except ParseError as e:
+            details = _parse_details(view, e.offset, "response head")
             view.release()
             self.metrics.incr("http.backend_parse_errors")
             self._close_back(reusable=False)
             self._answer(502, message=f"invalid response from the backend: {e.reason}",
+                         extra=details,
                          close=True)
             return False
         if head is None:
@@ -1575,7 +1582,7 @@ class Http(SessionState):
         if extra:
             variables.update(extra)
         if status not in ANSWER_STATUSES:
-            # the parser's 414, 431, 501 and 505 have no template (yet): a plain answer
+            # a status with no template at all (none today): a plain answer
             data, closes = _plain_answer(status, self.request_id), True
         else:
             try:
@@ -1609,7 +1616,8 @@ class Http(SessionState):
         self.metrics.incr(m.FRONT_TIMEOUT)
         if self.phase == HEAD and self.front_end > self.front_start:
             self._unparsed_request()
-            self._answer(408, message="the request took too long to arrive", close=True)
+            self._answer(408, message="the request took too long to arrive", close=True,
+                         extra={"DURATION": f"{self.config.request_timeout:g}s"})
             self.front_timeout.set()
             self.server.run_session(session)
         else:
@@ -1734,6 +1742,27 @@ _REASONS = {
     431: "Request Header Fields Too Large", 501: "Not Implemented",
     502: "Bad Gateway", 505: "HTTP Version Not Supported",
 }
+
+
+def _printable(data: bytes) -> str:
+    """Bytes as text a page can show: printable ASCII as is, CR LF kept, the rest ``\\xNN``."""
+    return "".join(
+        chr(b) if 32 <= b < 127 or b in (10, 13) else f"\\x{b:02x}" for b in data
+    )
+
+
+def _parse_details(view: memoryview, offset: int | None, phase: str) -> dict[str, Any]:
+    """Sōzu's parse-error placeholders: the whole lines parsed before the error (their last
+    512 bytes), the start of the line it is in, and up to 64 bytes from the offending one."""
+    details: dict[str, Any] = {"PHASE": phase}
+    if offset is None or not 0 <= offset <= len(view):
+        return details
+    data = view[: min(len(view), offset + 64)].tobytes()
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    details["SUCCESSFULLY_PARSED"] = _printable(data[max(0, line_start - 512) : line_start])
+    details["PARTIALLY_PARSED"] = _printable(data[line_start:offset])
+    details["INVALID"] = _printable(data[offset:])
+    return details
 
 
 def _plain_answer(status: int, request_id: str) -> bytes:

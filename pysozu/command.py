@@ -121,10 +121,11 @@ REDIRECT_SCHEMES: Final = ("USE_SAME", "USE_HTTP", "USE_HTTPS")
 HEADER_POSITIONS: Final = ("REQUEST", "RESPONSE", "BOTH")
 #: ``MetricsConfiguration``: what CONFIGURE_METRICS does to the local metrics.
 METRICS_CONFIGURATIONS: Final = ("ENABLED", "DISABLED", "CLEAR")
-#: Status codes that have a built-in answer, hence the keys an ``answers`` map may override.
+#: Status codes that have a built-in answer, hence the keys an ``answers`` map may override:
+#: Sōzu's default answers plus the parser's 414, 431, 501 and 505.
 ANSWER_CODES: Final = (
-    "301", "302", "308", "400", "401", "404", "408", "413", "421", "429", "502", "503", "504",
-    "507",
+    "301", "302", "308", "400", "401", "404", "408", "413", "414", "421", "429", "431", "501",
+    "502", "503", "504", "505", "507",
 )  # fmt: skip
 #: Level names of a LOGGING filter (Sōzu's, which are the ``log`` crate's).
 LOG_LEVELS: Final = ("off", "error", "warn", "info", "debug", "trace")

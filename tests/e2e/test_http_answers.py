@@ -121,25 +121,6 @@ def test_builtin_413_with_a_body_limit(proxy, setup):
     assert fetch(setup, "/", "app.test", method="POST", body=b"x" * 10).status == 200
 
 
-@pytest.mark.parametrize("data,status,reason", [
-    (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: app.test\r\n\r\n", 414, "URI Too Long"),
-    (b"GET / HTTP/1.1\r\nHost: app.test\r\n" + b"X-Many: y\r\n" * 150 + b"\r\n", 431,
-     "Request Header Fields Too Large"),
-    (b"GET / HTTP/1.1\r\nHost: app.test\r\nX-Big: " + b"y" * 20000 + b"\r\n\r\n", 431,
-     "Request Header Fields Too Large"),
-    (b"GET / HTTP/2.0\r\nHost: app.test\r\n\r\n", 505, "HTTP Version Not Supported"),
-    (b"POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: br\r\n\r\n", 501,
-     "Not Implemented"),
-], ids=["414", "431-count", "431-size", "505", "501"])
-def test_parser_statuses_without_template(setup, data, status, reason):
-    # the answer registry has no template for these (yet): a plain closing answer
-    response = _one(setup, data)
-    assert response.start == f"HTTP/1.1 {status} {reason}"
-    assert response.header("Connection") == "close"
-    assert response.header("Sozu-Id")
-    assert response.body == f"{status} {reason}\n".encode()
-
-
 def test_parse_error_after_a_request_gets_its_own_id(setup):
     with RawClient(setup) as client:
         first = client.request(get_request("/first/path", "app.test"))

@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from pysozu.parser.errors import ERRORS
 from pysozu.protocols import answers as answers_module
 from pysozu.protocols.answers import (
     ANSWER_STATUSES,
@@ -80,11 +81,17 @@ FULL = {name: f"v-{name.lower()}" for name in PLACEHOLDERS}
 # ----------------------------------------------------------------------------- built-ins
 
 
-def test_builtin_statuses_are_soezu_s():
+def test_builtin_statuses_are_soezu_s_and_the_parser_s():
     assert ANSWER_STATUSES == (
-        301, 302, 308, 400, 401, 404, 408, 413, 421, 429, 502, 503, 504, 507,
+        301, 302, 308, 400, 401, 404, 408, 413, 414, 421, 429, 431, 501, 502, 503, 504, 505,
+        507,
     )
     assert set(BUILTIN_TEMPLATE_TEXTS) == set(ANSWER_STATUSES) == set(STATUS_PLACEHOLDERS)
+
+
+def test_every_parser_status_has_an_answer():
+    # whatever the HTTP/1 parser refuses a request with, a template answers it
+    assert {status for status, _ in ERRORS.values()} <= set(ANSWER_STATUSES)
 
 
 @pytest.mark.parametrize("status", ANSWER_STATUSES)
@@ -119,12 +126,20 @@ def test_builtin_renders_a_valid_response(status):
         (404, {"ROUTE", "REQUEST_ID"}),
         (408, {"ROUTE", "REQUEST_ID", "DURATION"}),
         (413, {"ROUTE", "REQUEST_ID", "CAPACITY", "MESSAGE", "PHASE"}),
+        (414, {"ROUTE", "REQUEST_ID", "CAPACITY", "MESSAGE", "PHASE", "SUCCESSFULLY_PARSED",
+               "PARTIALLY_PARSED", "INVALID"}),
         (421, {"ROUTE", "REQUEST_ID"}),
         (429, {"ROUTE", "REQUEST_ID", "CLUSTER_ID", "RETRY_AFTER"}),
+        (431, {"ROUTE", "REQUEST_ID", "CAPACITY", "MESSAGE", "PHASE", "SUCCESSFULLY_PARSED",
+               "PARTIALLY_PARSED", "INVALID"}),
+        (501, {"ROUTE", "REQUEST_ID", "MESSAGE", "PHASE", "SUCCESSFULLY_PARSED",
+               "PARTIALLY_PARSED", "INVALID"}),
         (502, {"ROUTE", "REQUEST_ID", "CLUSTER_ID", "BACKEND_ID", "MESSAGE", "PHASE",
                "SUCCESSFULLY_PARSED", "PARTIALLY_PARSED", "INVALID"}),
         (503, {"ROUTE", "REQUEST_ID", "CLUSTER_ID", "BACKEND_ID", "MESSAGE"}),
         (504, {"ROUTE", "REQUEST_ID", "CLUSTER_ID", "BACKEND_ID", "DURATION"}),
+        (505, {"ROUTE", "REQUEST_ID", "MESSAGE", "PHASE", "SUCCESSFULLY_PARSED",
+               "PARTIALLY_PARSED", "INVALID"}),
         (507, {"ROUTE", "REQUEST_ID", "CLUSTER_ID", "BACKEND_ID", "CAPACITY", "MESSAGE",
                "PHASE"}),
     ],
@@ -164,6 +179,94 @@ def test_builtin_body_values_are_html_escaped():
     _, _, body = strict_parse(rendered.data)
     assert b"<script>" not in body
     assert b"GET /&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&amp;" in body
+
+
+PARSER_REASONS = {
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
+}
+
+
+@pytest.mark.parametrize("status", sorted(PARSER_REASONS))
+def test_builtin_parser_statuses(status):
+    """The parser's statuses: RFC 9110 reason phrase, a closing HTML page that shows the
+    parser's reason (%MESSAGE) and the parse details, like 400."""
+    reason = PARSER_REASONS[status]
+    template = builtin_template(status)
+    assert template.closes and template.has_content_length and template.escapes_html
+    assert BUILTIN_TEMPLATE_TEXTS[status].startswith(f"HTTP/1.1 {status} {reason}\r\n")
+    assert STATUS_PLACEHOLDERS[status] >= STATUS_PLACEHOLDERS[400]
+    variables = {
+        "REQUEST_ID": "req-1", "ROUTE": "/r", "MESSAGE": "the parser said no",
+        "PHASE": "head", "SUCCESSFULLY_PARSED": "GET /", "PARTIALLY_PARSED": "HTT",
+        "INVALID": "P/9.9", "CAPACITY": 16383,
+    }
+    data, close = template.render(variables)
+    assert close is True
+    assert data.startswith(f"HTTP/1.1 {status} {reason}\r\n".encode())
+    code, headers, body = strict_parse(data)
+    assert code == status
+    assert header(headers, "Connection") == ["close"]
+    assert header(headers, "Sozu-Id") == ["req-1"]
+    assert header(headers, "Content-Type") == ["text/html; charset=utf-8"]
+    assert f"<title>{status} {reason}</title>".encode() in body
+    assert b"the parser said no</p>" in body
+    assert b"request id: req-1\nroute:      /r\n" in body
+    assert b"phase:      head\nparsed:     GET /\npartial:    HTT\ninvalid:    P/9.9" in body
+    if status in (414, 431):
+        assert b"head limit: 16383\n" in body
+    else:
+        assert b"head limit" not in body
+    # rendered bare (what a parse error before any request id would give): still valid
+    code, headers, body = strict_parse(template.render({"MESSAGE": "m"}).data)
+    assert code == status and header(headers, "Sozu-Id") == []
+
+
+@pytest.mark.parametrize("status", sorted(PARSER_REASONS))
+def test_builtin_parser_statuses_escape_the_message(status):
+    message = "<img src=x onerror='alert(1)'> & \"more\""
+    _, _, body = strict_parse(
+        builtin_template(status).render({"MESSAGE": message, "INVALID": "</pre><b>"}).data
+    )
+    assert b"<img" not in body and b"</pre><b>" not in body
+    assert (b"&lt;img src=x onerror=&#x27;alert(1)&#x27;&gt; &amp; &quot;more&quot;</p>"
+            in body)
+    assert b"invalid:    &lt;/pre&gt;&lt;b&gt;</pre>" in body
+
+
+@pytest.mark.parametrize("status", sorted(PARSER_REASONS))
+def test_parser_status_templates_are_overridable(status):
+    reason = PARSER_REASONS[status]
+    text = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+            "custom: %MESSAGE")
+    answers = Answers({str(status): text})
+    data, close = answers.render(status, None, {"MESSAGE": "why"})
+    assert close is True
+    assert body_of(RenderedAnswer(data, close)) == b"custom: why"
+    answers.set_cluster("app", {status: text.replace("custom", "cluster")})
+    assert body_of(answers.render(status, "app", {"MESSAGE": "why"})) == b"cluster: why"
+    assert body_of(answers.render(status, "other", {"MESSAGE": "why"})) == b"custom: why"
+    answers.set_listener({})
+    assert answers.template(status) is builtin_template(status)
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "message"),
+    [
+        (414, "HTTP/1.1 414 URI Too Long\r\n\r\n%CLUSTER_ID",
+         "%CLUSTER_ID is not available in the 414"),
+        (431, "HTTP/1.1 431 X\r\nX-M: %MESSAGE\r\n\r\n", "only be used in the body"),
+        (501, "HTTP/1.1 501 Not Implemented\r\n\r\n%CAPACITY",
+         "%CAPACITY is not available in the 501"),
+        (505, "HTTP/1.1 505 X\r\n\r\n%BACKEND_ID", "%BACKEND_ID is not available in the 505"),
+        (505, "HTTP/1.1 400 Bad Request\r\n\r\n", "says 400, expected 505"),
+    ],
+)
+def test_parser_status_templates_are_checked(status, text, message):
+    with pytest.raises(AnswerError, match=message):
+        Template.parse(text, status)
 
 
 def test_builtin_template_unknown_status():

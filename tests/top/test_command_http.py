@@ -21,6 +21,7 @@ from pysozu.command import (
     normalise_hostname,
     parse_request,
 )
+from pysozu.protocols.answers import ANSWER_STATUSES
 
 HTTP_TYPES = {
     "ADD_HTTP_LISTENER",
@@ -258,7 +259,7 @@ ERRORS: list[tuple[str, dict[str, Any], str]] = [
     # listeners
     ("listener bad answer code", listener(answers={"200": "x"}),
      "field 'answers': no answer for status '200' (answers exist for 301, 302, 308, 400, 401, "
-     "404, 408, 413, 421, 429, 502, 503, 504, 507)"),
+     "404, 408, 413, 414, 421, 429, 431, 501, 502, 503, 504, 505, 507)"),
     ("listener empty answer", listener(answers={"503": ""}),
      "field 'answers': the answer template for 503 must not be empty"),
     ("listener file answer without path", listener(answers={"404": "file://"}),
@@ -495,11 +496,12 @@ def test_normalise_hostname(hostname: str, expected: str) -> None:
     assert normalise_hostname(expected) == expected  # a fixed point
 
 
-def test_answer_codes_are_sozus_default_answers() -> None:
+def test_answer_codes_are_sozus_default_answers_and_the_parsers() -> None:
     assert ANSWER_CODES == (
-        "301", "302", "308", "400", "401", "404", "408", "413", "421", "429", "502", "503",
-        "504", "507",
+        "301", "302", "308", "400", "401", "404", "408", "413", "414", "421", "429", "431",
+        "501", "502", "503", "504", "505", "507",
     )  # fmt: skip
+    assert tuple(str(s) for s in ANSWER_STATUSES) == ANSWER_CODES  # every template overridable
     assert check_answers({code: "x" for code in ANSWER_CODES}) == {c: "x" for c in ANSWER_CODES}
     assert check_answers({"503": ""}, allow_empty=True) == {"503": ""}
 
