@@ -535,9 +535,13 @@ class BackendMap:
         self.get_or_create(cluster_id).set_load_balancing(algorithm, metric)
 
     def has_backend(self, cluster_id: str, backend: Backend) -> bool:
-        """Whether the cluster has a backend at ``backend``'s address."""
+        """Whether the cluster has a backend at ``backend``'s address (twice per proxied
+        request: compares the stored, already normalised addresses, nothing is parsed)."""
         backends = self.clusters.get(cluster_id)
-        return backends is not None and backends.has_backend(backend.sockaddr)
+        if backends is None:
+            return False
+        sockaddr = backend.sockaddr
+        return any(other is backend or other.sockaddr == sockaddr for other in backends.backends)
 
     def find_backend(self, cluster_id: str, address: Address) -> Backend | None:
         """The first backend of the cluster at ``address``."""

@@ -69,7 +69,7 @@ from pysozu.parser import (
     parse_response_head,
 )
 from pysozu.reactor import metrics as m
-from pysozu.reactor.readiness import ERROR, HUP, NONE, READABLE, WRITABLE, Readiness
+from pysozu.reactor.readiness import ERROR, HUP, NONE, READ_HUP, READABLE, WRITABLE, Readiness
 from pysozu.reactor.server import Listener, Server
 from pysozu.reactor.session import (
     MAX_LOOP_ITERATIONS,
@@ -410,6 +410,7 @@ class Http(SessionState):
         "head_last_len",
         "ip_clusters",
         "keep_alive",
+        "local_port",
         "method",
         "metrics",
         "path",
@@ -490,6 +491,7 @@ class Http(SessionState):
         self.authority = b""
         self.path = b""
         self.keep_alive = True
+        self.local_port = 0
         self.req_http10 = False
         self.upgrade_requested = False
         self.sticky_value: bytes | None = None
@@ -597,6 +599,13 @@ class Http(SessionState):
         self.metrics.incr(m.INFINITE_LOOP)
         return SessionResult.CLOSE
 
+    def _local_port(self) -> int:
+        """The port the client connected to (asked of the kernel once per connection)."""
+        port = self.local_port
+        if not port:
+            port = self.local_port = self.session.front_socket.getsockname()[1]
+        return port
+
     def seed(self, data: memoryview) -> bool:
         """Start with ``data`` already read from the client (what followed a PROXY header);
         False when no buffer is left."""
@@ -647,6 +656,9 @@ class Http(SessionState):
             n, result = read(mv[end:])
             if result is _CONTINUE:
                 end += n
+                if end < size and not front_r.event & READ_HUP:
+                    front_r.event &= ~READABLE  # a short read drained the socket
+                    break
             elif result is _WOULD_BLOCK:
                 front_r.event &= ~READABLE
                 break
@@ -690,6 +702,28 @@ class Http(SessionState):
         front_r = self.front_r
         write = self.front.socket_write
         out = self.front_out
+        if len(out) == 1 and self.back_start < self.resp_fwd_end:
+            # a response head and the body bytes behind it: one system call for both
+            head = memoryview(out[0])[self.front_out_pos :]
+            assert self.back_mv is not None
+            n, result = self.front.socket_write_vectored(
+                (head, self.back_mv[self.back_start : self.resp_fwd_end])
+            )
+            if result is _CONTINUE:
+                self.bytes_out += n
+                head_len = len(head)
+                if n >= head_len:
+                    out.pop()
+                    self.front_out_pos = 0
+                    self.back_start += n - head_len
+                    self.front_timeout.touch()
+                else:
+                    self.front_out_pos += n
+            elif result is _WOULD_BLOCK:
+                front_r.event &= ~WRITABLE
+                return True
+            else:
+                return False
         while out:
             data = out[0]
             n, result = write(memoryview(data)[self.front_out_pos :])
@@ -869,7 +903,7 @@ class Http(SessionState):
         if route.redirect == "UNAUTHORIZED":
             self._answer(401, close=False)
             return False
-        local_port = self.config.public_port(self.session.front_socket.getsockname()[1])
+        local_port = self.config.public_port(self._local_port())
         if port is None:
             port = local_port
         status = REDIRECT_STATUS.get(route.redirect)
@@ -995,8 +1029,7 @@ class Http(SessionState):
         sticky_name = config.sticky_name.encode()
         sozu_id = config.sozu_id_header.encode()
         sozu_id_lower = sozu_id.lower()
-        local_port = self.session.front_socket.getsockname()[1]
-        public_port = config.public_port(local_port)
+        public_port = config.public_port(self._local_port())
         for i in range(n):
             base = 8 + 5 * i
             hid = spans[base]
@@ -1302,6 +1335,9 @@ class Http(SessionState):
             n, result = read(mv[end:])
             if result is _CONTINUE:
                 end += n
+                if end < size and not back_r.event & READ_HUP:
+                    back_r.event &= ~READABLE  # a short read drained the socket
+                    break
             elif result is _WOULD_BLOCK:
                 back_r.event &= ~READABLE
                 break

@@ -10,8 +10,10 @@ Facts about epoll that this module relies on
   it from the set. Python's ``select.epoll.poll`` only gives back the fd number, so the
   server guards against an fd that was closed and reused within one poll batch (see
   ``Server`` and its registration epochs).
-* EPOLLRDHUP (peer shut its write side) is reported as READABLE: the read that follows
-  returns 0, which is how a state learns of a half-close.
+* EPOLLRDHUP (peer shut its write side) is reported as READABLE (plus ``READ_HUP``): the
+  read that follows returns 0, which is how a state learns of a half-close. A reader may
+  stop after a short read (the socket was drained, new data raises a new event) unless
+  ``READ_HUP`` came: then the EOF is already there and no further event will say so.
 
 The fallback (``SelectorPoller``) asks the kernel only for what sessions want: after each
 session runs, the server hands it every token's interest (``update_interest``), and it
@@ -25,7 +27,7 @@ import select
 import selectors
 from typing import Protocol
 
-from .readiness import ERROR, HUP, READABLE, WRITABLE
+from .readiness import ERROR, HUP, READ_HUP, READABLE, WRITABLE
 
 _EPOLL_MASK = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
 _KEEP = READABLE | WRITABLE | ERROR | HUP
@@ -82,7 +84,7 @@ class EpollPoller:
         for fd, mask in events:
             bits = mask & _KEEP
             if mask & _RDHUP:
-                bits |= READABLE
+                bits |= READABLE | READ_HUP
             append((fd, bits))
         return out
 

@@ -21,6 +21,11 @@ READABLE: int = select.EPOLLIN  # 0x001
 WRITABLE: int = select.EPOLLOUT  # 0x004
 ERROR: int = select.EPOLLERR  # 0x008
 HUP: int = select.EPOLLHUP  # 0x010
+#: The peer shut its write side (epoll's EPOLLRDHUP, always reported with READABLE). A reader
+#: that got less than it asked for may stop before EAGAIN unless this bit is set: with an
+#: edge-triggered poller new data raises a new event, but an EOF that came with the data does
+#: not, and must be read now.
+READ_HUP: int = select.EPOLLRDHUP  # 0x2000
 ALL: int = READABLE | WRITABLE | ERROR | HUP
 NONE: int = 0
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .readiness import HUP, NONE, READABLE, WRITABLE, Readiness, ready_str
@@ -72,12 +72,13 @@ class SocketHandler:
     Reads go into a caller's buffer (``recv_into``), so no bytes object is made per read.
     """
 
-    __slots__ = ("_recv_into", "_send", "sock")
+    __slots__ = ("_recv_into", "_send", "_sendmsg", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._recv_into = sock.recv_into
         self._send = sock.send
+        self._sendmsg = sock.sendmsg
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -100,6 +101,21 @@ class SocketHandler:
         """Write once from ``data``: (bytes written, CONTINUE | WOULD_BLOCK | ERROR)."""
         try:
             return self._send(data), SocketResult.CONTINUE
+        except BlockingIOError:
+            return 0, SocketResult.WOULD_BLOCK
+        except InterruptedError:
+            return 0, SocketResult.CONTINUE
+        except OSError:
+            return 0, SocketResult.ERROR
+
+    def socket_write_vectored(self, buffers: Sequence[Any]) -> tuple[int, SocketResult]:
+        """Write several buffers with one system call (``sendmsg``), as ``socket_write``.
+
+        A subclass whose transport cannot gather (TLS) may send the first buffer only: the
+        caller goes on with what was not written, as after any short write.
+        """
+        try:
+            return self._sendmsg(buffers), SocketResult.CONTINUE
         except BlockingIOError:
             return 0, SocketResult.WOULD_BLOCK
         except InterruptedError:

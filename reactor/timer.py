@@ -98,12 +98,21 @@ class Timeout:
         self._entry: TimerEntry | None = None
 
     def set(self, duration: float | None = None) -> None:
-        """(Re)arm from now, optionally with a new duration."""
+        """(Re)arm from now, optionally with a new duration.
+
+        An armed entry due no later than the new deadline is kept: its expiry re-arms for
+        what is left (as after ``touch``). Only a deadline moved earlier re-sorts the list,
+        so a keep-alive connection switching between two timeouts stays cheap.
+        """
         if duration is not None:
             self.duration = duration
-        self._timers.cancel(self._entry)
-        self.last = self._timers.now
-        self._entry = self._timers.schedule(self.duration, self._expire)
+        timers = self._timers
+        now = self.last = timers.now
+        entry = self._entry
+        if entry is not None and entry.active and entry.deadline <= now + self.duration:
+            return
+        timers.cancel(entry)
+        self._entry = timers.schedule(self.duration, self._expire)
 
     def touch(self) -> None:
         """Record activity: the timeout moves to ``now + duration`` (lazily)."""
