@@ -235,6 +235,7 @@ class _Head:
         "content_length",
         "keep_alive",
         "length",
+        "mask",
         "spans",
         "upgrade",
     )
@@ -247,6 +248,9 @@ class _Head:
     keep_alive: bool
     upgrade: bytes | None
     connection_tokens: tuple[bytes, ...]
+    #: the scanner's id mask (SCANNER.md): which header ids the head has, so that a caller
+    #: can skip a walk over the headers when none it rewrites is there
+    mask: int
 
     @property
     def head_start(self) -> int:
@@ -426,6 +430,7 @@ def parse_request_head(
     h.buf = buf
     h.length = rc
     h.spans = out
+    h.mask = mask
     ms, me, ts, te, minor = out[1:6]
     # The id mask says which of the headers read below are there: no set of the ids, and
     # no search for the ones that are not.
@@ -539,6 +544,7 @@ def parse_response_head(
     h.buf = buf
     h.length = rc
     h.spans = out
+    h.mask = mask
     h.status = status = out[1]
     minor = out[5]
     ids = out[8::5] if mask & _USED_BITS else _NO_IDS

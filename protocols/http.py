@@ -51,8 +51,10 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -115,6 +117,9 @@ _NONE, _CONNECTING, _CONNECTED = 0, 1, 2
 # header ids from the scanner (parser/SCANNER.md)
 _H_CONNECTION, _H_HOST, _H_COOKIE, _H_KEEP_ALIVE = 3, 4, 7, 10
 _H_XFF, _H_FORWARDED, _H_XFP, _H_XFPORT, _H_XREALIP, _H_XREQID = 12, 13, 14, 15, 16, 17
+#: id-mask bits of the request headers every request may see rewritten
+_TOUCHED_IDS = (1 << _H_XFF | 1 << _H_FORWARDED | 1 << _H_XFP | 1 << _H_XFPORT
+                | 1 << _H_XREQID)
 
 _ids = itertools.count(1)
 _ID_PREFIX = os.urandom(4).hex()
@@ -149,6 +154,41 @@ class HttpRoute:
     rewrites: Rewrites | None = None
     #: the frontend's own template for its 301/302/308 (``redirect_template``)
     redirect_template: Template | None = None
+    # ``headers`` sorted once for the hot path: names to delete (lowercase), lines to add
+    request_deletes: frozenset[bytes] = field(init=False)
+    request_adds: bytes = field(init=False)
+    response_deletes: frozenset[bytes] = field(init=False)
+    response_adds: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        def sides(position: str) -> tuple[frozenset[bytes], bytes]:
+            edits = [e for e in self.headers if e.position in (position, "BOTH")]
+            deletes = frozenset(e.key.lower() for e in edits if not e.value)
+            adds = b"".join(e.key + b": " + e.value + b"\r\n" for e in edits if e.value)
+            return deletes, adds
+
+        self.request_deletes, self.request_adds = sides("REQUEST")
+        self.response_deletes, self.response_adds = sides("RESPONSE")
+
+
+class _ConnectionConstants:
+    """Bytes every request of one client connection gets the same way (see
+    ``Http._connection_constants``); ``key`` holds the listener fields they came from."""
+
+    __slots__ = ("forwarded", "forwarding", "key", "peer_ip", "real_ip", "sozu_id",
+                 "sozu_id_lower", "sozu_id_search", "sticky_name", "xff", "xfport")
+
+    key: tuple[Any, ...]
+    peer_ip: bytes
+    forwarded: bytes
+    forwarding: bytes
+    xff: bytes
+    xfport: bytes
+    real_ip: bytes
+    sticky_name: bytes
+    sozu_id: bytes
+    sozu_id_lower: bytes
+    sozu_id_search: Callable[[memoryview, int, int], re.Match[bytes] | None]
 
 
 @dataclass
@@ -392,6 +432,7 @@ class Http(SessionState):
         "close_back_after",
         "cluster_id",
         "config",
+        "conn_cache",
         "connect_attempts",
         "connect_started",
         "connect_timeout",
@@ -492,6 +533,7 @@ class Http(SessionState):
         self.path = b""
         self.keep_alive = True
         self.local_port = 0
+        self.conn_cache: _ConnectionConstants | None = None
         self.req_http10 = False
         self.upgrade_requested = False
         self.sticky_value: bytes | None = None
@@ -994,14 +1036,7 @@ class Http(SessionState):
         cursor = head.head_start
         line_end_of_head = head.length - 2
         n = spans[6]
-        peer = self.session.peer_address
-        peer_ip = peer[0] if isinstance(peer, tuple) else "unknown"
-        peer_port = peer[1] if isinstance(peer, tuple) else 0
-        has_xfp = has_xfport = has_reqid = has_forwarded = False
-        forwarded_added = False
-        xff_added = False
-        deletes = {e.key.lower() for e in route.headers
-                   if e.position in ("REQUEST", "BOTH") and not e.value}
+        deletes = route.request_deletes
         rewrites = route.rewrites
         host_line = b""
         if rewrites is not None:
@@ -1026,11 +1061,34 @@ class Http(SessionState):
                 pieces.append(buf[cursor : head.target_start])
                 pieces.append(target.encode("latin-1"))
                 cursor = head.target_end
-        sticky_name = config.sticky_name.encode()
-        sozu_id = config.sozu_id_header.encode()
-        sozu_id_lower = sozu_id.lower()
-        public_port = config.public_port(self._local_port())
-        for i in range(n):
+        cache = self.conn_cache
+        if cache is None or cache.key != (config.public_address, config.send_x_real_ip,
+                                          config.sozu_id_header, config.sticky_name):
+            cache = self.conn_cache = self._connection_constants()
+        sticky_name = cache.sticky_name
+        sozu_id = cache.sozu_id
+        sozu_id_lower = cache.sozu_id_lower
+        peer_ip_b = cache.peer_ip
+        # which of the request's headers are rewritten: with none of them there (the common
+        # case), the head is copied in one slice, no header walked
+        touched = _TOUCHED_IDS
+        if sticky:
+            touched |= 1 << _H_COOKIE
+        if config.elide_x_real_ip:
+            touched |= 1 << _H_XREALIP
+        shutting_down = self.server.shutting_down
+        if shutting_down:
+            touched |= 1 << _H_CONNECTION
+        mask = head.mask
+        walk = bool(
+            deletes
+            or mask & touched
+            or (mask & 1 and cache.sozu_id_search(buf, head.head_start, head.length))
+        )
+        has_xfp = has_xfport = has_reqid = has_forwarded = False
+        forwarded_added = False
+        xff_added = False
+        for i in range(n if walk else 0):
             base = 8 + 5 * i
             hid = spans[base]
             ns = spans[base + 1]
@@ -1043,7 +1101,7 @@ class Http(SessionState):
                     or buf[ns : spans[base + 2]].tobytes().lower() != sozu_id_lower
                 )
             ):
-                continue  # the common case: a header the proxy does not touch
+                continue  # a header the proxy does not touch
             name = buf[ns : spans[base + 2]].tobytes()
             lower = name.lower()
             value = buf[spans[base + 3] : spans[base + 4]].tobytes()
@@ -1052,12 +1110,11 @@ class Http(SessionState):
             if lower in deletes or lower == sozu_id_lower:
                 drop = True
             elif hid == _H_XFF:
-                replacement = name + b": " + value + b", " + peer_ip.encode() + b"\r\n"
+                replacement = name + b": " + value + b", " + peer_ip_b + b"\r\n"
                 xff_added = True
             elif hid == _H_FORWARDED:
                 has_forwarded = True
-                replacement = (name + b": " + value + b", "
-                               + self._forwarded_element(peer_ip, peer_port) + b"\r\n")
+                replacement = name + b": " + value + b", " + cache.forwarded + b"\r\n"
                 forwarded_added = True
             elif hid == _H_XFP:
                 has_xfp = True
@@ -1080,7 +1137,7 @@ class Http(SessionState):
                     replacement = name + b": " + kept + b"\r\n"
                 else:
                     drop = True
-            elif hid == _H_CONNECTION and self.server.shutting_down:
+            elif hid == _H_CONNECTION and shutting_down:
                 replacement = name + b": close\r\n"
             else:
                 continue
@@ -1089,33 +1146,56 @@ class Http(SessionState):
                 pieces.append(replacement)
             cursor = line_end
         pieces.append(buf[cursor:line_end_of_head])
-        added: list[bytes] = []
         if host_line:
-            added.append(host_line)
-        if not xff_added:
-            added.append(b"X-Forwarded-For: " + peer_ip.encode() + b"\r\n")
-        if not has_xfp:
-            added.append(b"X-Forwarded-Proto: http\r\n")
-        if not has_xfport:
-            added.append(b"X-Forwarded-Port: %d\r\n" % public_port)
-        if not has_forwarded and not forwarded_added:
-            added.append(b"Forwarded: " + self._forwarded_element(peer_ip, peer_port) + b"\r\n")
-        if config.send_x_real_ip:
-            added.append(b"X-Real-IP: " + peer_ip.encode() + b"\r\n")
+            pieces.append(host_line)
+        if not (xff_added or has_xfp or has_xfport or has_forwarded):
+            pieces.append(cache.forwarding)  # XFF, X-Forwarded-Proto/Port, Forwarded, X-Real-IP
+        else:
+            if not xff_added:
+                pieces.append(cache.xff)
+            if not has_xfp:
+                pieces.append(b"X-Forwarded-Proto: http\r\n")
+            if not has_xfport:
+                pieces.append(cache.xfport)
+            if not has_forwarded and not forwarded_added:
+                pieces.append(b"Forwarded: " + cache.forwarded + b"\r\n")
+            if cache.real_ip:
+                pieces.append(cache.real_ip)
         request_id = self.request_id.encode()
         if not has_reqid:
-            added.append(b"X-Request-Id: " + request_id + b"\r\n")
-        added.append(sozu_id + b": " + request_id + b"\r\n")
-        if self.server.shutting_down and head.keep_alive:
-            added.append(b"Connection: close\r\n")
-        added.extend(
-            edit.key + b": " + edit.value + b"\r\n"
-            for edit in route.headers
-            if edit.position in ("REQUEST", "BOTH") and edit.value
-        )
-        pieces.extend(added)
+            pieces.append(b"X-Request-Id: " + request_id + b"\r\n")
+        pieces.append(sozu_id + b": " + request_id + b"\r\n")
+        if shutting_down and head.keep_alive:
+            pieces.append(b"Connection: close\r\n")
+        if route.request_adds:
+            pieces.append(route.request_adds)
         pieces.append(b"\r\n")
         return b"".join(pieces)
+
+    def _connection_constants(self) -> _ConnectionConstants:
+        """What every request of this connection adds the same way (computed once, again
+        only when the listener's fields it depends on change)."""
+        config = self.config
+        peer = self.session.peer_address
+        peer_ip = peer[0] if isinstance(peer, tuple) else "unknown"
+        peer_port = peer[1] if isinstance(peer, tuple) else 0
+        c = _ConnectionConstants()
+        c.key = (config.public_address, config.send_x_real_ip, config.sozu_id_header,
+                 config.sticky_name)
+        c.peer_ip = peer_ip.encode()
+        c.forwarded = self._forwarded_element(peer_ip, peer_port)
+        c.xff = b"X-Forwarded-For: " + c.peer_ip + b"\r\n"
+        c.xfport = b"X-Forwarded-Port: %d\r\n" % config.public_port(self._local_port())
+        c.real_ip = b"X-Real-IP: " + c.peer_ip + b"\r\n" if config.send_x_real_ip else b""
+        c.forwarding = (c.xff + b"X-Forwarded-Proto: http\r\n" + c.xfport
+                        + b"Forwarded: " + c.forwarded + b"\r\n" + c.real_ip)
+        c.sticky_name = config.sticky_name.encode()
+        c.sozu_id = config.sozu_id_header.encode()
+        c.sozu_id_lower = c.sozu_id.lower()
+        c.sozu_id_search = re.compile(
+            b"\r\n" + re.escape(c.sozu_id) + b":", re.IGNORECASE
+        ).search
+        return c
 
     def _forwarded_element(self, peer_ip: str, peer_port: int) -> bytes:
         config = self.config
@@ -1475,19 +1555,18 @@ class Http(SessionState):
             # the client sends next is the rest of that body, never a new request
             or (req_body is not None and not req_body.done)
         )
-        deletes = set()
-        if route is not None:
-            deletes = {e.key.lower() for e in route.headers
-                       if e.position in ("RESPONSE", "BOTH") and not e.value}
+        deletes: frozenset[bytes] = route.response_deletes if route is not None else frozenset()
         # Connection is hop-by-hop (RFC 9110 §7.6.1): the backend's, and the fields it names,
         # describe the backend connection; the proxy says its own word on the client's below
-        for token in head.connection_tokens:
-            if token not in (b"close", b"keep-alive"):
-                deletes.add(token)
+        named = [t for t in head.connection_tokens if t != b"close" and t != b"keep-alive"]
+        if named:
+            deletes = deletes.union(named)
         pieces: list[Any] = []
         cursor = 0
         end_of_lines = head.length - 2
-        for i in range(n):
+        # walk the headers only when one may go (most responses: copied in one slice)
+        walk = deletes or head.mask & (1 << _H_CONNECTION | 1 << _H_KEEP_ALIVE)
+        for i in range(n if walk else 0):
             base = 8 + 5 * i
             ns = spans[base + 1]
             drop = spans[base] in (_H_CONNECTION, _H_KEEP_ALIVE)
@@ -1499,7 +1578,9 @@ class Http(SessionState):
             pieces.append(buf[cursor:ns])
             cursor = line_end
         pieces.append(buf[cursor:end_of_lines])
-        pieces.append(config.sozu_id_header.encode() + b": " + self.request_id.encode() + b"\r\n")
+        cache = self.conn_cache
+        sozu_id = cache.sozu_id if cache is not None else config.sozu_id_header.encode()
+        pieces.append(sozu_id + b": " + self.request_id.encode() + b"\r\n")
         cluster = self.proxy.clusters.get(self.cluster_id or "")
         backend = self.backend
         if cluster is not None and cluster.sticky_session and backend is not None:
@@ -1507,12 +1588,8 @@ class Http(SessionState):
             if sticky_id != self.sticky_value:
                 pieces.append(b"Set-Cookie: " + config.sticky_name.encode() + b"=" + sticky_id
                               + b"; Path=/\r\n")
-        if route is not None:
-            pieces.extend(
-                edit.key + b": " + edit.value + b"\r\n"
-                for edit in route.headers
-                if edit.position in ("RESPONSE", "BOTH") and edit.value
-            )
+        if route is not None and route.response_adds:
+            pieces.append(route.response_adds)
         if closing:
             pieces.append(b"Connection: close\r\n")
             self.close_after = True
