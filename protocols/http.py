@@ -117,6 +117,7 @@ _NONE, _CONNECTING, _CONNECTED = 0, 1, 2
 # header ids from the scanner (parser/SCANNER.md)
 _H_CONNECTION, _H_HOST, _H_COOKIE, _H_KEEP_ALIVE = 3, 4, 7, 10
 _H_XFF, _H_FORWARDED, _H_XFP, _H_XFPORT, _H_XREALIP, _H_XREQID = 12, 13, 14, 15, 16, 17
+_STATUS_CLASSES = tuple(f"http.status.{n}xx" for n in range(10))
 #: id-mask bits of the request headers every request may see rewritten
 _TOUCHED_IDS = (1 << _H_XFF | 1 << _H_FORWARDED | 1 << _H_XFP | 1 << _H_XFPORT
                 | 1 << _H_XREQID)
@@ -449,6 +450,7 @@ class Http(SessionState):
         "front_timeout",
         "front_token",
         "head_last_len",
+        "host_cache",
         "ip_clusters",
         "keep_alive",
         "local_port",
@@ -479,6 +481,7 @@ class Http(SessionState):
         "service_started",
         "session",
         "sticky_value",
+        "timers",
         "upgrade_requested",
         "upgrade_to_pipe",
         "upstreams",
@@ -534,6 +537,8 @@ class Http(SessionState):
         self.keep_alive = True
         self.local_port = 0
         self.conn_cache: _ConnectionConstants | None = None
+        self.host_cache: tuple[bytes, str, int | None] | None = None
+        self.timers = server.timers
         self.req_http10 = False
         self.upgrade_requested = False
         self.sticky_value: bytes | None = None
@@ -833,7 +838,7 @@ class Http(SessionState):
             self.head_last_len = length
             return None
         self.head_last_len = 0
-        self.req_started = self.server.now
+        self.req_started = self.timers.now
         self.request_id = new_request_id()
         self.metrics.incr("http.requests")
         try:
@@ -846,7 +851,7 @@ class Http(SessionState):
         """An answer to a head that never parsed (400, 408...) gets its own request id and
         no method or path: not those of the previous request on this connection."""
         self.request_id = new_request_id()
-        self.req_started = self.server.now
+        self.req_started = self.timers.now
         self.method = self.path = self.authority = b""
 
     def _start_request(self, head: RequestHead, view: memoryview) -> None:
@@ -854,10 +859,15 @@ class Http(SessionState):
         self.method = method = head.method
         target = head.target
         host_value = head.host or b""
-        try:
-            host, _port = split_host_port(host_value.decode("latin-1"))
-        except ValueError:
-            host = ""
+        cached = self.host_cache  # a client sends the same Host on every request, mostly
+        if cached is not None and cached[0] == host_value:
+            host, _port = cached[1], cached[2]
+        else:
+            try:
+                host, _port = split_host_port(host_value.decode("latin-1"))
+            except ValueError:
+                host, _port = "", None
+            self.host_cache = (host_value, host, _port)
         if target[:1] == b"/":
             path = target
         else:
@@ -1277,7 +1287,7 @@ class Http(SessionState):
             return True
         self.connect_timeout.cancel()
         self.back_status = _CONNECTED
-        self.upstreams.connected(self.cluster_id, backend, self.server.now - self.connect_started)
+        self.upstreams.connected(self.cluster_id, backend, self.timers.now - self.connect_started)
         self.back_timeout.set(self.config.back_timeout)
         self._request_ready_for_backend()
         return True
@@ -1290,7 +1300,7 @@ class Http(SessionState):
         self.back_out_pos = 0
         self.back_r.interest = READABLE | WRITABLE | HUP | ERROR
         self.back_r.arm_writable()
-        self.service_started = self.server.now
+        self.service_started = self.timers.now
         self.resp_last_len = 0
 
     def _close_back(self, *, reusable: bool) -> None:
@@ -1500,7 +1510,7 @@ class Http(SessionState):
             self.resp = head
             self.resp_status = head.status
             self.metrics.record_time("backend_response_time",
-                                     self.server.now - self.service_started, self.cluster_id)
+                                     self.timers.now - self.service_started, self.cluster_id)
             self.resp_started = True
             if head.body == BodyKind.CHUNKED:
                 self.resp_body = ChunkedDecoder(self.config.limits, response=True)
@@ -1651,8 +1661,8 @@ class Http(SessionState):
         status = self.resp_status
         metrics = self.metrics
         if status is not None:
-            metrics.incr_scoped(f"http.status.{status // 100}xx", self.cluster_id)
-        elapsed = self.server.now - self.req_started
+            metrics.incr_scoped(_STATUS_CLASSES[status // 100 % 10], self.cluster_id)
+        elapsed = self.timers.now - self.req_started
         metrics.record_time("request_time", elapsed, self.cluster_id)
         proxy = self.proxy
         if proxy.access_log is None:
@@ -1671,7 +1681,7 @@ class Http(SessionState):
             path=self.path.decode("latin-1"),
             status=status,
             request_time=elapsed,
-            service_time=self.server.now - self.service_started if self.service_started else None,
+            service_time=self.timers.now - self.service_started if self.service_started else None,
             bytes_in=self.bytes_in,
             bytes_out=self.bytes_out,
             tags=self.route.tags if self.route is not None else None,

@@ -94,7 +94,11 @@ class Histogram:
             self.max = value
         self.count += 1
         self.total += value
-        self.buckets[self.bucket_of(value)] += 1
+        if value < 8:  # bucket_of, inlined: two samples per proxied request
+            self.buckets[value] += 1
+        else:
+            shift = value.bit_length() - 4
+            self.buckets[(shift << 3) + (value >> shift)] += 1
 
     def percentile(self, p: float) -> int:
         """An upper bound within one bucket (≤ 12.5 %) of the ``p``-th percentile."""
