@@ -54,7 +54,6 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -172,24 +171,23 @@ class HttpRoute:
         self.response_deletes, self.response_adds = sides("RESPONSE")
 
 
-class _ConnectionConstants:
-    """Bytes every request of one client connection gets the same way (see
-    ``Http._connection_constants``); ``key`` holds the listener fields they came from."""
+class _ListenerConstants:
+    """Bytes every request of a listener adds the same way, made once per listener (and
+    again after UPDATE_HTTP_LISTENER, which drops them): not per connection, so that an idle
+    keep-alive connection stays small."""
 
-    __slots__ = ("forwarded", "forwarding", "key", "peer_ip", "real_ip", "sozu_id",
-                 "sozu_id_lower", "sozu_id_search", "sticky_name", "xff", "xfport")
+    __slots__ = ("send_real_ip", "sozu_id", "sozu_id_lower", "sozu_id_search", "sticky_name",
+                 "xfport")
 
-    key: tuple[Any, ...]
-    peer_ip: bytes
-    forwarded: bytes
-    forwarding: bytes
-    xff: bytes
-    xfport: bytes
-    real_ip: bytes
-    sticky_name: bytes
-    sozu_id: bytes
-    sozu_id_lower: bytes
-    sozu_id_search: Callable[[memoryview, int, int], re.Match[bytes] | None]
+    def __init__(self, config: HttpListenerConfig, local_port: int) -> None:
+        self.sticky_name = config.sticky_name.encode()
+        self.sozu_id = config.sozu_id_header.encode()
+        self.sozu_id_lower = self.sozu_id.lower()
+        self.sozu_id_search = re.compile(
+            b"\r\n" + re.escape(self.sozu_id) + b":", re.IGNORECASE
+        ).search
+        self.xfport = b"X-Forwarded-Port: %d\r\n" % config.public_port(local_port)
+        self.send_real_ip = config.send_x_real_ip
 
 
 @dataclass
@@ -212,6 +210,8 @@ class HttpListenerConfig:
     answer_sources: dict[str, str] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     router: Router[HttpRoute] = field(default_factory=Router)
+    #: made on first use from the fields above; set to None when they change
+    constants: _ListenerConstants | None = field(default=None, compare=False, repr=False)
     #: the largest request body in bytes (413 beyond); 0: unlimited
     max_body_size: int = 0
 
@@ -433,11 +433,12 @@ class Http(SessionState):
         "close_back_after",
         "cluster_id",
         "config",
-        "conn_cache",
         "connect_attempts",
         "connect_started",
         "connect_timeout",
         "fatal",
+        "forwarding",
+        "forwarding_src",
         "front",
         "front_buf",
         "front_end",
@@ -450,7 +451,8 @@ class Http(SessionState):
         "front_timeout",
         "front_token",
         "head_last_len",
-        "host_cache",
+        "host",
+        "host_port",
         "ip_clusters",
         "keep_alive",
         "local_port",
@@ -536,8 +538,11 @@ class Http(SessionState):
         self.path = b""
         self.keep_alive = True
         self.local_port = 0
-        self.conn_cache: _ConnectionConstants | None = None
-        self.host_cache: tuple[bytes, str, int | None] | None = None
+        # X-Forwarded-* and Forwarded for this client, made from ``forwarding_src``
+        self.forwarding = b""
+        self.forwarding_src: _ListenerConstants | None = None
+        self.host = ""  # ``authority`` split: the previous request's, reused when it repeats
+        self.host_port: int | None = None
         self.timers = server.timers
         self.req_http10 = False
         self.upgrade_requested = False
@@ -859,15 +864,14 @@ class Http(SessionState):
         self.method = method = head.method
         target = head.target
         host_value = head.host or b""
-        cached = self.host_cache  # a client sends the same Host on every request, mostly
-        if cached is not None and cached[0] == host_value:
-            host, _port = cached[1], cached[2]
+        if host_value and host_value == self.authority:
+            host, _port = self.host, self.host_port  # a client repeats its Host, mostly
         else:
             try:
                 host, _port = split_host_port(host_value.decode("latin-1"))
             except ValueError:
                 host, _port = "", None
-            self.host_cache = (host_value, host, _port)
+            self.host, self.host_port = host, _port
         if target[:1] == b"/":
             path = target
         else:
@@ -1071,14 +1075,15 @@ class Http(SessionState):
                 pieces.append(buf[cursor : head.target_start])
                 pieces.append(target.encode("latin-1"))
                 cursor = head.target_end
-        cache = self.conn_cache
-        if cache is None or cache.key != (config.public_address, config.send_x_real_ip,
-                                          config.sozu_id_header, config.sticky_name):
-            cache = self.conn_cache = self._connection_constants()
+        cache = config.constants
+        if cache is None:
+            cache = config.constants = _ListenerConstants(config, self._local_port())
+        if self.forwarding_src is not cache:
+            self.forwarding = self._forwarding_block(cache)
+            self.forwarding_src = cache
         sticky_name = cache.sticky_name
         sozu_id = cache.sozu_id
         sozu_id_lower = cache.sozu_id_lower
-        peer_ip_b = cache.peer_ip
         # which of the request's headers are rewritten: with none of them there (the common
         # case), the head is copied in one slice, no header walked
         touched = _TOUCHED_IDS
@@ -1120,11 +1125,11 @@ class Http(SessionState):
             if lower in deletes or lower == sozu_id_lower:
                 drop = True
             elif hid == _H_XFF:
-                replacement = name + b": " + value + b", " + peer_ip_b + b"\r\n"
+                replacement = name + b": " + value + b", " + self._peer_ip() + b"\r\n"
                 xff_added = True
             elif hid == _H_FORWARDED:
                 has_forwarded = True
-                replacement = name + b": " + value + b", " + cache.forwarded + b"\r\n"
+                replacement = name + b": " + value + b", " + self._forwarded_element() + b"\r\n"
                 forwarded_added = True
             elif hid == _H_XFP:
                 has_xfp = True
@@ -1159,18 +1164,19 @@ class Http(SessionState):
         if host_line:
             pieces.append(host_line)
         if not (xff_added or has_xfp or has_xfport or has_forwarded):
-            pieces.append(cache.forwarding)  # XFF, X-Forwarded-Proto/Port, Forwarded, X-Real-IP
+            pieces.append(self.forwarding)  # XFF, X-Forwarded-Proto/Port, Forwarded, X-Real-IP
         else:
+            peer_ip = self._peer_ip()
             if not xff_added:
-                pieces.append(cache.xff)
+                pieces.append(b"X-Forwarded-For: " + peer_ip + b"\r\n")
             if not has_xfp:
                 pieces.append(b"X-Forwarded-Proto: http\r\n")
             if not has_xfport:
                 pieces.append(cache.xfport)
             if not has_forwarded and not forwarded_added:
-                pieces.append(b"Forwarded: " + cache.forwarded + b"\r\n")
-            if cache.real_ip:
-                pieces.append(cache.real_ip)
+                pieces.append(b"Forwarded: " + self._forwarded_element() + b"\r\n")
+            if cache.send_real_ip:
+                pieces.append(b"X-Real-IP: " + peer_ip + b"\r\n")
         request_id = self.request_id.encode()
         if not has_reqid:
             pieces.append(b"X-Request-Id: " + request_id + b"\r\n")
@@ -1182,32 +1188,22 @@ class Http(SessionState):
         pieces.append(b"\r\n")
         return b"".join(pieces)
 
-    def _connection_constants(self) -> _ConnectionConstants:
-        """What every request of this connection adds the same way (computed once, again
-        only when the listener's fields it depends on change)."""
-        config = self.config
+    def _peer_ip(self) -> bytes:
+        peer = self.session.peer_address
+        return (peer[0] if isinstance(peer, tuple) else "unknown").encode()
+
+    def _forwarding_block(self, cache: _ListenerConstants) -> bytes:
+        """The forwarding headers of a request that carries none of its own (the common
+        case), for this client: one bytes object per connection, no per-request work."""
+        peer_ip = self._peer_ip()
+        return (b"X-Forwarded-For: " + peer_ip + b"\r\nX-Forwarded-Proto: http\r\n"
+                + cache.xfport + b"Forwarded: " + self._forwarded_element() + b"\r\n"
+                + (b"X-Real-IP: " + peer_ip + b"\r\n" if cache.send_real_ip else b""))
+
+    def _forwarded_element(self) -> bytes:
         peer = self.session.peer_address
         peer_ip = peer[0] if isinstance(peer, tuple) else "unknown"
         peer_port = peer[1] if isinstance(peer, tuple) else 0
-        c = _ConnectionConstants()
-        c.key = (config.public_address, config.send_x_real_ip, config.sozu_id_header,
-                 config.sticky_name)
-        c.peer_ip = peer_ip.encode()
-        c.forwarded = self._forwarded_element(peer_ip, peer_port)
-        c.xff = b"X-Forwarded-For: " + c.peer_ip + b"\r\n"
-        c.xfport = b"X-Forwarded-Port: %d\r\n" % config.public_port(self._local_port())
-        c.real_ip = b"X-Real-IP: " + c.peer_ip + b"\r\n" if config.send_x_real_ip else b""
-        c.forwarding = (c.xff + b"X-Forwarded-Proto: http\r\n" + c.xfport
-                        + b"Forwarded: " + c.forwarded + b"\r\n" + c.real_ip)
-        c.sticky_name = config.sticky_name.encode()
-        c.sozu_id = config.sozu_id_header.encode()
-        c.sozu_id_lower = c.sozu_id.lower()
-        c.sozu_id_search = re.compile(
-            b"\r\n" + re.escape(c.sozu_id) + b":", re.IGNORECASE
-        ).search
-        return c
-
-    def _forwarded_element(self, peer_ip: str, peer_port: int) -> bytes:
         config = self.config
         by = config.public_address or config.address
         by_host = by.rsplit(":", 1)[0]
@@ -1588,7 +1584,7 @@ class Http(SessionState):
             pieces.append(buf[cursor:ns])
             cursor = line_end
         pieces.append(buf[cursor:end_of_lines])
-        cache = self.conn_cache
+        cache = config.constants
         sozu_id = cache.sozu_id if cache is not None else config.sozu_id_header.encode()
         pieces.append(sozu_id + b": " + self.request_id.encode() + b"\r\n")
         cluster = self.proxy.clusters.get(self.cluster_id or "")

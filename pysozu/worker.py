@@ -440,6 +440,7 @@ class Worker:
                            "back_timeout",
                            "connect_timeout", "request_timeout", "sozu_id_header",
                            "elide_x_real_ip", "send_x_real_ip", "max_body_size"))
+        config.constants = None  # the bytes made from the old fields
         self.state.apply(request)
         return ok(request.id)
 
