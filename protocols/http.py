@@ -85,7 +85,7 @@ from pysozu.reactor.timer import Timeout
 
 from .access_log import AccessLogger, AccessRecord
 from .answers import ANSWER_STATUSES, Answers, Template
-from .backends import Backend, NoAvailableBackend
+from .backends import Backend, BackendStatus, NoAvailableBackend
 from .http_rules import (
     REDIRECT_STATUS,
     IpLimiter,
@@ -116,6 +116,7 @@ _NONE, _CONNECTING, _CONNECTED = 0, 1, 2
 # header ids from the scanner (parser/SCANNER.md)
 _H_CONNECTION, _H_HOST, _H_COOKIE, _H_KEEP_ALIVE = 3, 4, 7, 10
 _H_XFF, _H_FORWARDED, _H_XFP, _H_XFPORT, _H_XREALIP, _H_XREQID = 12, 13, 14, 15, 16, 17
+_IN_SERVICE = BackendStatus.NORMAL
 _STATUS_CLASSES = tuple(f"http.status.{n}xx" for n in range(10))
 #: id-mask bits of the request headers every request may see rewritten
 _TOUCHED_IDS = (1 << _H_XFF | 1 << _H_FORWARDED | 1 << _H_XFP | 1 << _H_XFPORT
@@ -726,7 +727,7 @@ class Http(SessionState):
         if end != self.front_end:
             self.bytes_in += end - self.front_end
             self.front_end = end
-            self.front_timeout.touch()
+            self.front_timeout.last = self.timers.now  # touch()
             if self.phase == FORWARD and not self.req_done:
                 self._feed_request_body()
         if self.front_eof and self.phase == FORWARD and self.req_body is not None \
@@ -768,7 +769,7 @@ class Http(SessionState):
                     out.pop()
                     self.front_out_pos = 0
                     self.back_start += n - head_len
-                    self.front_timeout.touch()
+                    self.front_timeout.last = self.timers.now  # touch()
                 else:
                     self.front_out_pos += n
             elif result is _WOULD_BLOCK:
@@ -797,7 +798,7 @@ class Http(SessionState):
             if result is _CONTINUE:
                 self.bytes_out += n
                 self.back_start += n
-                self.front_timeout.touch()
+                self.front_timeout.last = self.timers.now  # touch()
                 continue
             if result is _WOULD_BLOCK:
                 front_r.event &= ~WRITABLE
@@ -816,7 +817,8 @@ class Http(SessionState):
 
     def _queue_front(self, data: bytes) -> None:
         self.front_out.append(data)
-        self.front_r.arm_writable()
+        self.front_r.interest |= WRITABLE  # arm_writable()
+        self.front_r.event |= WRITABLE
 
     # -- requests -----------------------------------------------------------------------------
     def _parse_request(self) -> SessionResult | None:
@@ -1034,7 +1036,8 @@ class Http(SessionState):
         if body.done:
             self.req_done_reading()
         if self.back_status == _CONNECTED and self.req_fwd_end > self.front_start:
-            self.back_r.arm_writable()
+            self.back_r.interest |= WRITABLE  # arm_writable()
+            self.back_r.event |= WRITABLE
 
     def req_done_reading(self) -> None:
         """The whole request body is in the buffer (maybe not sent yet)."""
@@ -1218,7 +1221,8 @@ class Http(SessionState):
             and self.back_cluster == self.cluster_id
             and not self.back_eof
             and self.backend is not None
-            and self.upstreams.backends.has_backend(self.cluster_id or "", self.backend)
+            # still in a cluster (every removal retires the backend object)
+            and self.backend.status is _IN_SERVICE
             and (self.sticky_value is None or self.backend.sticky_id.encode() == self.sticky_value)
         ):
             self.metrics.incr("backend.pool.hit")
@@ -1295,7 +1299,8 @@ class Http(SessionState):
         self.back_out = self.req_head
         self.back_out_pos = 0
         self.back_r.interest = READABLE | WRITABLE | HUP | ERROR
-        self.back_r.arm_writable()
+        self.back_r.interest |= WRITABLE  # arm_writable()
+        self.back_r.event |= WRITABLE
         self.service_started = self.timers.now
         self.resp_last_len = 0
 
@@ -1304,7 +1309,7 @@ class Http(SessionState):
         if reusable:
             if self.backend is not None:
                 self.backend.active_requests = max(0, self.backend.active_requests - 1)
-            self.back_timeout.touch()
+            self.back_timeout.last = self.timers.now  # touch()
             self.back_r.interest = READABLE | HUP | ERROR  # notice if it closes while idle
             self._release_back_buffer()
             return
@@ -1360,7 +1365,8 @@ class Http(SessionState):
         back_r = self.back_r
         out = self.back_out
         while self.back_out_pos < len(out):
-            n, result = write(memoryview(out)[self.back_out_pos :])
+            pos = self.back_out_pos
+            n, result = write(memoryview(out)[pos:] if pos else out)
             if result is _CONTINUE:
                 self.back_out_pos += n
                 continue
@@ -1375,7 +1381,7 @@ class Http(SessionState):
             if result is _CONTINUE:
                 self.front_start += n
                 self.req_body_sent += n
-                self.back_timeout.touch()
+                self.back_timeout.last = self.timers.now  # touch()
                 continue
             if result is _WOULD_BLOCK:
                 back_r.event &= ~WRITABLE
@@ -1440,7 +1446,7 @@ class Http(SessionState):
             back_r.interest &= ~READABLE  # full: wait for the client to take the bytes
         if end != self.back_end:
             self.back_end = end
-            self.back_timeout.touch()
+            self.back_timeout.last = self.timers.now  # touch()
         if self.phase != FORWARD:
             # an idle keep-alive connection: any byte or EOF ends it
             if self.back_eof or self.back_end != self.back_start:
@@ -1498,7 +1504,8 @@ class Http(SessionState):
                     self.resp_status = 101
                     self.back_start -= head.length  # the pipe relays the 101 itself
                     self.upgrade_to_pipe = True
-                    self.front_r.arm_writable()
+                    self.front_r.interest |= WRITABLE  # arm_writable()
+                    self.front_r.event |= WRITABLE
                     return True
                 self._queue_front(raw)
                 self.resp = None
@@ -1547,7 +1554,8 @@ class Http(SessionState):
             if body is None or body.done:
                 self.resp_done = True
         if self.resp_fwd_end > self.back_start:
-            self.front_r.arm_writable()
+            self.front_r.interest |= WRITABLE  # arm_writable()
+            self.front_r.event |= WRITABLE
 
     def _rewrite_response(self, head: ResponseHead, buf: memoryview) -> bytes:
         config = self.config
@@ -1621,7 +1629,7 @@ class Http(SessionState):
             # a removed backend drains: keeping its connection would delay its
             # REMOVED_BACKEND_HAS_NO_CONNECTIONS until this client's next request
             and backend is not None
-            and self.upstreams.backends.has_backend(self.cluster_id or "", backend)
+            and backend.status is _IN_SERVICE
         )
         self.close_back_after = False
         self._close_back(reusable=reusable)
