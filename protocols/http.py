@@ -117,6 +117,7 @@ _NONE, _CONNECTING, _CONNECTED = 0, 1, 2
 _H_CONNECTION, _H_HOST, _H_COOKIE, _H_KEEP_ALIVE = 3, 4, 7, 10
 _H_XFF, _H_FORWARDED, _H_XFP, _H_XFPORT, _H_XREALIP, _H_XREQID = 12, 13, 14, 15, 16, 17
 _IN_SERVICE = BackendStatus.NORMAL
+_HOP_BITS = 1 << _H_CONNECTION | 1 << _H_KEEP_ALIVE
 _STATUS_CLASSES = tuple(f"http.status.{n}xx" for n in range(10))
 #: id-mask bits of the request headers every request may see rewritten
 _TOUCHED_IDS = (1 << _H_XFF | 1 << _H_FORWARDED | 1 << _H_XFP | 1 << _H_XFPORT
@@ -1578,19 +1579,23 @@ class Http(SessionState):
         pieces: list[Any] = []
         cursor = 0
         end_of_lines = head.length - 2
-        # walk the headers only when one may go (most responses: copied in one slice)
-        walk = deletes or head.mask & (1 << _H_CONNECTION | 1 << _H_KEEP_ALIVE)
-        for i in range(n if walk else 0):
+        # walk the headers only when one may go (most responses: copied in one slice, or cut
+        # around the one Connection line a keep-alive backend sends)
+        if deletes:
+            dropped = [
+                i for i in range(n)
+                if spans[8 + 5 * i] in (_H_CONNECTION, _H_KEEP_ALIVE)
+                or buf[spans[9 + 5 * i] : spans[10 + 5 * i]].tobytes().lower() in deletes
+            ]
+        elif head.mask & _HOP_BITS:
+            ids = spans[8::5]
+            dropped = [i for i in range(n) if ids[i] in (_H_CONNECTION, _H_KEEP_ALIVE)]
+        else:
+            dropped = []
+        for i in dropped:
             base = 8 + 5 * i
-            ns = spans[base + 1]
-            drop = spans[base] in (_H_CONNECTION, _H_KEEP_ALIVE)
-            if not drop and deletes:
-                drop = buf[ns : spans[base + 2]].tobytes().lower() in deletes
-            if not drop:
-                continue
-            line_end = spans[base + 6] if i + 1 < n else end_of_lines
-            pieces.append(buf[cursor:ns])
-            cursor = line_end
+            pieces.append(buf[cursor : spans[base + 1]])
+            cursor = spans[base + 6] if i + 1 < n else end_of_lines
         pieces.append(buf[cursor:end_of_lines])
         cache = config.constants
         sozu_id = cache.sozu_id if cache is not None else config.sozu_id_header.encode()
