@@ -117,7 +117,9 @@ _NONE, _CONNECTING, _CONNECTED = 0, 1, 2
 _H_CONNECTION, _H_HOST, _H_COOKIE, _H_KEEP_ALIVE = 3, 4, 7, 10
 _H_XFF, _H_FORWARDED, _H_XFP, _H_XFPORT, _H_XREALIP, _H_XREQID = 12, 13, 14, 15, 16, 17
 _IN_SERVICE = BackendStatus.NORMAL
-_HOP_BITS = 1 << _H_CONNECTION | 1 << _H_KEEP_ALIVE
+#: id-mask bits of Connection and Keep-Alive, and of a second Connection line (SCANNER.md)
+_HOP_BITS = 1 << _H_CONNECTION | 1 << _H_KEEP_ALIVE | 1 << (18 + _H_CONNECTION)
+_CONNECTION_ONCE = 1 << _H_CONNECTION
 _STATUS_CLASSES = tuple(f"http.status.{n}xx" for n in range(10))
 #: id-mask bits of the request headers every request may see rewritten
 _TOUCHED_IDS = (1 << _H_XFF | 1 << _H_FORWARDED | 1 << _H_XFP | 1 << _H_XFPORT
@@ -1587,6 +1589,8 @@ class Http(SessionState):
                 if spans[8 + 5 * i] in (_H_CONNECTION, _H_KEEP_ALIVE)
                 or buf[spans[9 + 5 * i] : spans[10 + 5 * i]].tobytes().lower() in deletes
             ]
+        elif head.mask & _HOP_BITS == _CONNECTION_ONCE:
+            dropped = [spans[8::5].index(_H_CONNECTION)]  # the usual keep-alive response
         elif head.mask & _HOP_BITS:
             ids = spans[8::5]
             dropped = [i for i in range(n) if ids[i] in (_H_CONNECTION, _H_KEEP_ALIVE)]
