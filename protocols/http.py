@@ -602,8 +602,6 @@ class Http(SessionState):
         front_r = self.front_r
         back_r = self.back_r
         for _ in range(MAX_LOOP_ITERATIONS):
-            if self.fatal:
-                return SessionResult.CLOSE
             if (
                 self.back_status == _CONNECTING
                 and back_r.event & (WRITABLE | HUP | ERROR)
@@ -645,13 +643,27 @@ class Http(SessionState):
                 if not self._response_finished():
                     return SessionResult.CLOSE
                 progressed = True
-            if self.phase == HEAD and self.front_eof and self.front_end == self.front_start:
+            if self.fatal:  # a body broke after part of it went out: cut both ends
                 return SessionResult.CLOSE
-            if not progressed and not (
+            phase = self.phase
+            if phase == HEAD and self.front_eof and self.front_end == self.front_start:
+                return SessionResult.CLOSE
+            if not (
                 front_r.event & front_r.interest & (READABLE | WRITABLE)
                 or back_r.event & back_r.interest & (READABLE | WRITABLE)
             ):
-                return SessionResult.CONTINUE
+                # no readiness left to act on: go round again only for what this pass made
+                # possible without one (an answer or response fully sent, unparsed bytes)
+                if not progressed:
+                    return SessionResult.CONTINUE
+                if phase == ANSWER:
+                    if self.front_out:
+                        return SessionResult.CONTINUE
+                elif phase == FORWARD:
+                    if not self.resp_done or self._front_pending():
+                        return SessionResult.CONTINUE
+                elif self.front_end - self.front_start <= self.head_last_len:
+                    return SessionResult.CONTINUE  # HEAD: nothing new to parse
         self.metrics.incr(m.INFINITE_LOOP)
         return SessionResult.CLOSE
 
