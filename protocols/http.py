@@ -1745,6 +1745,12 @@ class Http(SessionState):
         # error of the connection), the template does (Sōzu: no ``Connection: close`` and a
         # Content-Length) and the client does, and no request body is left to skip
         answer_close = close or closes or not self.keep_alive or self.req_body is not None
+        if self.method == b"HEAD":
+            # the head only (RFC 9110 §9.3.2), Content-Length included: a body here would be
+            # read as the start of the next response
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                data = data[: end + 4]
         if not answer_close and self.req_http10:
             data = data.replace(b"\r\n\r\n", b"\r\nConnection: keep-alive\r\n\r\n", 1)
         self.resp_status = status

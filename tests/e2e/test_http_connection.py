@@ -104,3 +104,21 @@ def test_answer_to_a_request_with_a_body_closes(proxy, make_http_backend):
         client.send(get_request("/", host="nowhere.test", method="POST", body=b"x" * 10))
         assert client.response().status == 404
         client.expect_eof()
+
+
+def test_answer_to_head_has_no_body(proxy, make_http_backend):
+    _backend, address = _app(proxy, make_http_backend, answers={"404": KEEP_404})
+    with RawClient(address) as client:
+        missing = client.request(get_request("/x", host="nowhere.test", method="HEAD"),
+                                 method="HEAD")
+        assert missing.status == 404 and missing.body == b""
+        assert missing.header("Content-Length") == str(len(b"no route for /x"))
+        # nothing was left on the wire: the next answer parses from its first byte
+        found = client.request(get_request("/y"))
+        assert found.status == 200
+    add_frontend(proxy, address, None, hostname="deny.test")  # a built-in template
+    with RawClient(address) as client:
+        client.send(get_request("/", host="deny.test", method="HEAD"))
+        response = client.response("HEAD")
+        assert response.status == 401 and response.body == b""
+        client.expect_eof()
