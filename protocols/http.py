@@ -43,7 +43,23 @@ Header rules (Sōzu's ``kawa_h1/editor.rs``): requests get ``X-Forwarded-For`` (
 (appended, RFC 7239), ``X-Request-Id`` (kept or set), the ``Sozu-Id`` header, optional
 ``X-Real-IP``, and lose the sticky cookie crumb; responses get ``Sozu-Id``, the sticky
 ``Set-Cookie`` when the backend changed, and ``Connection: close`` when the client
-connection ends with them. Per-frontend header edits apply to both.
+connection ends with them. Per-frontend header edits apply to both. A frontend's rewrites
+(``rewrite.py``) replace the target and ``Host`` (the client's goes to ``X-Forwarded-Host``).
+
+Connection persistence is decided here for the client side: the backend's ``Connection`` and
+``Keep-Alive`` fields, and the fields its ``Connection`` names, are hop-by-hop and dropped;
+an HTTP/1.0 keep-alive client is told ``Connection: keep-alive``. A default answer to a
+routing decision (404, 401, redirects, 503) keeps the connection when its template does
+(no ``Connection: close``, a ``Content-Length``) and no request body is left unread; an
+answer to HEAD goes without its body.
+
+Listeners with ``expect_proxy`` start sessions in ``HttpExpectProxy``, which reads the PROXY
+header and hands the connection (and what followed the header) to ``Http``.
+
+The pump (``Http.ready``) runs each step whose readiness is set, and goes round again only
+while readiness is left or a step made another possible without one (an answer or a
+response fully sent, unparsed pipelined bytes). The hot path is measured by
+``benchmarks/http_bytecodes.py``; see ``docs/architecture.md``, "HTTP hot path".
 """
 
 from __future__ import annotations
