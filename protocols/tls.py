@@ -1,0 +1,274 @@
+"""TLS termination as a session state: contexts, the TLS socket handler, the handshake.
+
+Sōzu's ``lib/src/protocol/rustls.rs`` (``TlsHandshake``) and ``lib/src/tls.rs``, over
+pyOpenSSL. Not yet wired to HTTPS listeners (issue 5): a listener handler can already chain
+``TlsHandshake`` before its own state.
+
+Theory of operation
+-------------------
+**Contexts.** :func:`server_context` makes an ``SSL.Context`` serving one
+:class:`~pysozu.protocols.certificates.Certificate`, with the listener's TLS settings
+(:class:`TlsSettings`: versions, TLS 1.2 cipher list, TLS 1.3 suites, ALPN). The listener's
+*base* context carries a servername callback: at the ClientHello it asks the
+:class:`~pysozu.protocols.certificates.CertificateResolver` for the SNI's certificate and
+switches the connection to that certificate's cached context, so certificates change for
+the next handshake without touching established connections.
+
+**Handshake state.** :class:`TlsHandshake` (rank 20: after the PROXY protocol, before HTTP)
+wraps the client socket in an ``SSL.Connection`` and calls ``do_handshake`` on every
+readiness event. ``WantReadError``/``WantWriteError`` wait for the socket; success replaces
+the session's frontend handler by a :class:`TlsSocketHandler` and upgrades to the next state
+(given as a factory). A ClientHello that is not TLS, a protocol the settings refuse, or a
+client that leaves mid-handshake closes the session and counts ``tls.handshake.errors``; the
+handshake is bounded by a timeout.
+
+**Reads.** :meth:`TlsSocketHandler.socket_read` keeps reading until the caller's buffer is
+full or OpenSSL wants more bytes from the socket. A short read therefore still means "the
+socket is drained", which the edge-triggered HTTP state relies on: OpenSSL reads one record
+at a time, so stopping after one record could leave the next in the kernel with no new
+event to say so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL
+
+from pysozu.reactor.readiness import ERROR, HUP, NONE, READABLE, WRITABLE, Readiness
+from pysozu.reactor.session import (
+    SessionResult,
+    SessionState,
+    SocketHandler,
+    SocketResult,
+    StateMachineSession,
+    StateResult,
+)
+
+from .certificates import Certificate, CertificateResolver
+
+__all__ = ["TlsHandshake", "TlsSettings", "TlsSocketHandler", "base_context", "server_context"]
+
+log = logging.getLogger("pysozu.tls")
+
+HANDSHAKE_ERRORS = "tls.handshake.errors"
+
+_VERSIONS = {
+    "TLS1.2": SSL.TLS1_2_VERSION,
+    "TLS1.3": SSL.TLS1_3_VERSION,
+}
+#: Sōzu's default TLS 1.2 list (ECDHE with AES-GCM or ChaCha20, ECDSA then RSA)
+DEFAULT_CIPHER_LIST = (
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305"
+)
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """A listener's TLS parameters (Sōzu's ``HttpsListenerConfig`` TLS fields)."""
+
+    versions: tuple[str, ...] = ("TLS1.2", "TLS1.3")
+    cipher_list: str = DEFAULT_CIPHER_LIST
+    alpn_protocols: tuple[str, ...] = ("http/1.1",)
+
+    def version_range(self) -> tuple[int, int]:
+        unknown = [v for v in self.versions if v not in _VERSIONS]
+        if unknown or not self.versions:
+            raise ValueError(
+                f"TLS versions {unknown or '[]'} not supported (TLS1.2 and TLS1.3 only)"
+            )
+        codes = sorted(_VERSIONS[v] for v in self.versions)
+        return codes[0], codes[-1]
+
+
+def _configure(context: SSL.Context, settings: TlsSettings) -> None:
+    low, high = settings.version_range()
+    context.set_min_proto_version(low)
+    context.set_max_proto_version(high)
+    context.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
+    context.set_cipher_list(settings.cipher_list.encode())
+    offered = [p.encode() for p in settings.alpn_protocols]
+    if offered:
+        def select(conn: SSL.Connection, protocols: list[bytes]) -> bytes:
+            for protocol in offered:  # the server's order of preference, as Sōzu
+                if protocol in protocols:
+                    return protocol
+            return SSL.NO_OVERLAPPING_PROTOCOLS  # type: ignore[return-value]
+
+        context.set_alpn_select_callback(select)
+
+
+def server_context(certificate: Certificate, settings: TlsSettings) -> SSL.Context:
+    """A context serving ``certificate`` (and its chain) with ``settings``."""
+    context = SSL.Context(SSL.TLS_SERVER_METHOD)
+    _configure(context, settings)
+    context.use_certificate(x509.load_pem_x509_certificate(certificate.certificate_pem.encode()))
+    key = serialization.load_pem_private_key(certificate.key_pem.encode(), password=None)
+    context.use_privatekey(key)  # type: ignore[arg-type]
+    for pem in certificate.chain_pem:
+        context.add_extra_chain_cert(x509.load_pem_x509_certificate(pem.encode()))
+    context.check_privatekey()
+    return context
+
+
+def base_context(resolver: CertificateResolver, settings: TlsSettings) -> SSL.Context:
+    """The context a listener's connections start with: at the ClientHello its servername
+    callback switches each connection to the context of the certificate the SNI resolves to
+    (or the default one); with no certificate at all the handshake fails."""
+    context = SSL.Context(SSL.TLS_SERVER_METHOD)
+    _configure(context, settings)
+
+    def on_servername(conn: SSL.Connection) -> None:
+        raw = conn.get_servername()
+        name = raw.decode("ascii", "replace") if raw else None
+        certificate = resolver.resolve(name)
+        if certificate is not None:
+            conn.set_context(resolver.context(certificate))
+
+    context.set_tlsext_servername_callback(on_servername)
+    return context
+
+
+class TlsSocketHandler(SocketHandler):
+    """Non-blocking byte I/O through an ``SSL.Connection`` (see "Reads" above)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: SSL.Connection, sock: Any) -> None:
+        super().__init__(sock)
+        self.conn = conn
+
+    def socket_read(self, buf: memoryview) -> tuple[int, SocketResult]:
+        conn = self.conn
+        size = len(buf)
+        n = 0
+        while n < size:
+            try:
+                got = conn.recv_into(buf[n:] if n else buf)
+            except (SSL.WantReadError, SSL.WantWriteError):
+                break
+            except SSL.ZeroReturnError:  # close_notify
+                return (n, SocketResult.CONTINUE) if n else (0, SocketResult.CLOSED)
+            except SSL.SysCallError as exc:
+                if n:
+                    return n, SocketResult.CONTINUE
+                # (-1, 'Unexpected EOF'): the peer closed without close_notify
+                closed = exc.args and exc.args[0] == -1
+                return 0, SocketResult.CLOSED if closed else SocketResult.ERROR
+            except SSL.Error:
+                return (n, SocketResult.CONTINUE) if n else (0, SocketResult.ERROR)
+            if not got:
+                return (n, SocketResult.CONTINUE) if n else (0, SocketResult.CLOSED)
+            n += got
+        if n:
+            return n, SocketResult.CONTINUE
+        return 0, SocketResult.WOULD_BLOCK
+
+    def socket_write(self, data: Any) -> tuple[int, SocketResult]:
+        try:
+            return self.conn.send(data), SocketResult.CONTINUE
+        except (SSL.WantReadError, SSL.WantWriteError):
+            return 0, SocketResult.WOULD_BLOCK
+        except SSL.Error:
+            return 0, SocketResult.ERROR
+
+    def socket_write_vectored(self, buffers: Sequence[Any]) -> tuple[int, SocketResult]:
+        return self.socket_write(buffers[0])  # records, not a gather: the caller goes on
+
+    def shutdown_write(self) -> None:
+        try:
+            self.conn.shutdown()  # close_notify
+        except SSL.Error:
+            pass
+
+    def close(self) -> None:
+        try:
+            self.conn.shutdown()
+        except SSL.Error:
+            pass
+        super().close()
+
+
+class TlsHandshake(SessionState):
+    """Drive the server handshake, then hand the session to ``next_state(session)``."""
+
+    RANK = 20
+    NAME = "tls.handshake"
+    __slots__ = ("conn", "front_r", "front_token", "next", "next_factory", "session", "timer")
+
+    def __init__(
+        self,
+        session: StateMachineSession,
+        context: SSL.Context,
+        next_state: Callable[[StateMachineSession], SessionState],
+        timeout: float = 10.0,
+    ) -> None:
+        self.session = session
+        self.conn = SSL.Connection(context, session.front_socket)
+        self.conn.set_accept_state()
+        self.front_token = session.frontend_token
+        self.front_r = Readiness(READABLE | HUP | ERROR)
+        self.next_factory = next_state
+        self.next: SessionState | None = None
+        self.timer = session.make_timeout(timeout)
+        self.timer.set()
+
+    def update_readiness(self, token: int, events: int) -> None:
+        if token == self.front_token:
+            self.front_r.event |= events
+
+    def interest(self, token: int) -> int:
+        return self.front_r.interest if token == self.front_token else NONE
+
+    def ready(self, session: StateMachineSession) -> SessionResult:
+        front_r = self.front_r
+        if not front_r.event & front_r.interest:
+            return SessionResult.CONTINUE
+        try:
+            self.conn.do_handshake()
+        except SSL.WantReadError:
+            front_r.event &= ~READABLE
+            front_r.interest = READABLE | HUP | ERROR
+            return SessionResult.CONTINUE
+        except SSL.WantWriteError:
+            front_r.event &= ~WRITABLE
+            front_r.interest = WRITABLE | HUP | ERROR
+            return SessionResult.CONTINUE
+        except SSL.Error as exc:
+            self._fail(session, exc)
+            return SessionResult.CLOSE
+        self.timer.cancel()
+        session.front = TlsSocketHandler(self.conn, session.front_socket)
+        self.next = state = self.next_factory(session)
+        # application data that came with the client's last flight may already sit in
+        # OpenSSL's buffer, where no socket event will announce it: let the next state read
+        state.update_readiness(self.front_token, READABLE)
+        return SessionResult.UPGRADE
+
+    def _fail(self, session: StateMachineSession, exc: Exception) -> None:
+        session.server.metrics.incr(HANDSHAKE_ERRORS)
+        log.debug("%s TLS handshake failed: %r", session.peer_address, exc)
+
+    def timeout(self, session: StateMachineSession, token: int) -> StateResult:
+        self._fail(session, TimeoutError("handshake not done in time"))
+        return StateResult.CLOSE_SESSION
+
+    def upgrade(self, session: StateMachineSession) -> SessionState | None:
+        state, self.next = self.next, None
+        return state
+
+    def shutting_down(self, session: StateMachineSession) -> bool:
+        return True  # nothing of the client's reached an application yet
+
+    def close(self, session: StateMachineSession) -> None:
+        self.timer.cancel()
+
+    def print_state(self) -> str:
+        return f"TlsHandshake(events={self.front_r})"
