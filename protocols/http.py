@@ -90,6 +90,7 @@ from pysozu.reactor.readiness import ERROR, HUP, NONE, READ_HUP, READABLE, WRITA
 from pysozu.reactor.server import Listener, Server
 from pysozu.reactor.session import (
     MAX_LOOP_ITERATIONS,
+    FrontReadinessState,
     ProxySession,
     SessionResult,
     SessionState,
@@ -110,9 +111,7 @@ from .http_rules import (
     www_authenticate,
 )
 from .pipe import Pipe
-from .proxy_protocol import ProxyProtocolError
-from .proxy_protocol import parse_header as parse_proxy_header
-from .proxy_protocol_states import EXPECT_WINDOW
+from .proxy_protocol_states import EXPECT_WINDOW, read_proxy_header
 from .rewrite import Rewrites, valid_host
 from .router import Router, split_host_port
 from .upstream import NO_RESOURCES, Upstreams
@@ -322,7 +321,7 @@ class HttpSession(StateMachineSession):
         return [self.frontend_token]
 
 
-class HttpExpectProxy(SessionState):
+class HttpExpectProxy(FrontReadinessState):
     """``expect_proxy`` on an HTTP listener: the PROXY header (v1 or v2) before any HTTP.
 
     Reads at most ``EXPECT_WINDOW`` bytes into a small buffer of its own and parses them on
@@ -336,65 +335,41 @@ class HttpExpectProxy(SessionState):
 
     RANK = 10
     NAME = "proxy.expect"
-    __slots__ = ("buf", "config", "front_r", "front_token", "next", "proxy", "read", "session",
-                 "timer")
+    __slots__ = ("buf", "config", "next", "proxy", "read", "session", "timer")
 
     def __init__(self, session: HttpSession, proxy: HttpProxy, config: HttpListenerConfig):
+        super().__init__(session, READABLE | ERROR)
         self.session = session
         self.proxy = proxy
         self.config = config
         self.buf = bytearray(EXPECT_WINDOW)
         self.read = 0
-        self.front_token = session.frontend_token
-        self.front_r = Readiness(READABLE | HUP | ERROR)
         self.next: Http | None = None
         self.timer = Timeout(session.server.timers, config.request_timeout, self._timed_out)
         self.timer.set()
 
-    def update_readiness(self, token: int, events: int) -> None:
-        if token == self.front_token:
-            self.front_r.event |= events
-
-    def interest(self, token: int) -> int:
-        return self.front_r.interest if token == self.front_token else NONE
-
     def ready(self, session: StateMachineSession) -> SessionResult:
-        front_r = self.front_r
+        front_r = self.front_readiness
         if not front_r.event & (READABLE | HUP | ERROR):
             return SessionResult.CONTINUE
         mv = memoryview(self.buf)
-        read = session.front.socket_read
-        for _ in range(MAX_LOOP_ITERATIONS):
-            n, result = read(mv[self.read :])
-            if result is _WOULD_BLOCK:
-                front_r.event &= ~READABLE
-                return SessionResult.CONTINUE
-            if result is _CLOSED:
-                if self.read:
-                    self._fail("client closed in the middle of the PROXY header")
-                return SessionResult.CLOSE
-            if result is not _CONTINUE:
-                return SessionResult.CLOSE
-            self.read += n
-            try:
-                header = parse_proxy_header(mv[: self.read], max_header_length=EXPECT_WINDOW)
-            except ProxyProtocolError as e:
-                self._fail(str(e))
-                return SessionResult.CLOSE
-            if header is not None:
-                if header.command == "PROXY" and isinstance(header.source, tuple):
-                    session.peer_address = header.source
-                state = Http(self.session, self.proxy, self.config)
-                if not state.seed(mv[header.length : self.read]):
-                    state.close(session)
-                    return SessionResult.CLOSE
-                self.next = state
-                self.timer.cancel()
-                return SessionResult.UPGRADE
-            if self.read >= EXPECT_WINDOW:
-                self._fail(f"PROXY header longer than {EXPECT_WINDOW} bytes")
-                return SessionResult.CLOSE
-        return SessionResult.CLOSE
+        self.read, outcome = read_proxy_header(session.front.socket_read, mv, self.read)
+        if outcome is None:
+            front_r.event &= ~READABLE
+            return SessionResult.CONTINUE
+        if isinstance(outcome, str):
+            if outcome:
+                self._fail(outcome)
+            return SessionResult.CLOSE
+        if outcome.command == "PROXY" and isinstance(outcome.source, tuple):
+            session.peer_address = outcome.source
+        state = Http(self.session, self.proxy, self.config)
+        if not state.seed(mv[outcome.length : self.read]):
+            state.close(session)
+            return SessionResult.CLOSE
+        self.next = state
+        self.timer.cancel()
+        return SessionResult.UPGRADE
 
     def _fail(self, message: str) -> None:
         self.session.server.metrics.incr(m.PROXY_PROTOCOL_ERRORS)
@@ -1094,7 +1069,7 @@ class Http(SessionState):
                 authority = new_host if new_host is not None else \
                     (head.host or b"").decode("latin-1")
                 if rewrite_port is not None:
-                    authority = _host_only(authority)
+                    authority = _split_authority(authority)[0]
                     if ":" in authority:
                         authority = f"[{authority}]"
                     authority = f"{authority}:{rewrite_port}"
@@ -1960,11 +1935,6 @@ def _split_authority(authority: str) -> tuple[str, int | None]:
     if sep and port_text.isdigit() and ":" not in host:
         return host, int(port_text)
     return authority, None
-
-
-def _host_only(authority: str) -> str:
-    """``authority`` without a ``:port`` suffix (an IPv6 literal keeps its brackets off)."""
-    return _split_authority(authority)[0]
 
 
 def _strip_cookie(value: bytes, name: bytes) -> tuple[bytes, bytes | None]:

@@ -20,6 +20,7 @@ Expect/Relay → Send → Pipe, the order of Sōzu's ``proxy_protocol/{expect,re
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pysozu.reactor import metrics as m
@@ -39,6 +40,36 @@ if TYPE_CHECKING:
 
 #: The longest header accepted, v2 with a few TLVs included (Sōzu accepts 232 bytes).
 EXPECT_WINDOW = 536
+
+
+def read_proxy_header(
+    read: Callable[[memoryview], tuple[int, SocketResult]], buf: memoryview, count: int
+) -> tuple[int, ProxyHeader | str | None]:
+    """Read the client into ``buf[count:EXPECT_WINDOW]`` and parse what came so far.
+
+    Returns ``(bytes now in buf, outcome)``: a :class:`ProxyHeader` when it is complete;
+    ``None`` when the socket is drained and the header not complete yet (wait for the next
+    event); a ``str`` when the connection must close: why, or ``""`` to close silently (a
+    client gone before its first byte, a socket error). Shared by the TCP and HTTP states.
+    """
+    for _ in range(MAX_LOOP_ITERATIONS):
+        n, result = read(buf[count:EXPECT_WINDOW])
+        if result is SocketResult.WOULD_BLOCK:
+            return count, None
+        if result is SocketResult.CLOSED:
+            return count, "client closed in the middle of the PROXY header" if count else ""
+        if result is SocketResult.ERROR:
+            return count, ""
+        count += n
+        try:
+            header = parse_header(buf[:count], max_header_length=EXPECT_WINDOW)
+        except ProxyProtocolError as e:
+            return count, str(e)
+        if header is not None:
+            return count, header
+        if count >= EXPECT_WINDOW:
+            return count, f"PROXY header longer than {EXPECT_WINDOW} bytes"
+    return count, ""
 
 
 def _tcp(session: StateMachineSession) -> TcpSession:
@@ -70,38 +101,24 @@ class ExpectProxyProtocol(SessionState):
         readiness = tcp.front_readiness
         if not readiness.event & (READABLE | HUP | ERROR):
             return SessionResult.CONTINUE
-        buf = tcp.to_back_mv
-        read = tcp.front.socket_read
-        for _ in range(MAX_LOOP_ITERATIONS):
-            n, result = read(buf[self.read : EXPECT_WINDOW])
-            if result is SocketResult.WOULD_BLOCK:
-                readiness.event &= ~READABLE
-                return SessionResult.CONTINUE
-            if result is SocketResult.CLOSED:
-                if self.read:
-                    self._fail(tcp, "client closed in the middle of the PROXY header")
-                return SessionResult.CLOSE
-            if result is SocketResult.ERROR:
-                return SessionResult.CLOSE
-            self.read += n
+        count, outcome = read_proxy_header(tcp.front.socket_read, tcp.to_back_mv, self.read)
+        if count != self.read:
+            self.read = count
             tcp.front_timeout.touch()
-            try:
-                header = parse_header(buf[: self.read], max_header_length=EXPECT_WINDOW)
-            except ProxyProtocolError as e:
-                self._fail(tcp, str(e))
-                return SessionResult.CLOSE
-            if header is not None:
-                self.header = header
-                tcp.proxy_header = header
-                if header.command == "PROXY" and header.source is not None:
-                    tcp.client_address = header.source
-                tcp.to_back_start = 0 if self.keep_header else header.length
-                tcp.to_back_end = self.read
-                return SessionResult.UPGRADE
-            if self.read >= EXPECT_WINDOW:
-                self._fail(tcp, f"PROXY header longer than {EXPECT_WINDOW} bytes")
-                return SessionResult.CLOSE
-        return SessionResult.CLOSE
+        if outcome is None:
+            readiness.event &= ~READABLE
+            return SessionResult.CONTINUE
+        if isinstance(outcome, str):
+            if outcome:
+                self._fail(tcp, outcome)
+            return SessionResult.CLOSE
+        self.header = outcome
+        tcp.proxy_header = outcome
+        if outcome.command == "PROXY" and outcome.source is not None:
+            tcp.client_address = outcome.source
+        tcp.to_back_start = 0 if self.keep_header else outcome.length
+        tcp.to_back_end = count
+        return SessionResult.UPGRADE
 
     def _fail(self, tcp: TcpSession, message: str) -> None:
         self.error = message

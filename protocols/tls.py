@@ -40,8 +40,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 
-from pysozu.reactor.readiness import ERROR, HUP, NONE, READABLE, WRITABLE, Readiness
+from pysozu.reactor.readiness import ERROR, HUP, READABLE, WRITABLE
 from pysozu.reactor.session import (
+    FrontReadinessState,
     SessionResult,
     SessionState,
     SocketHandler,
@@ -196,12 +197,12 @@ class TlsSocketHandler(SocketHandler):
         super().close()
 
 
-class TlsHandshake(SessionState):
+class TlsHandshake(FrontReadinessState):
     """Drive the server handshake, then hand the session to ``next_state(session)``."""
 
     RANK = 20
     NAME = "tls.handshake"
-    __slots__ = ("conn", "front_r", "front_token", "next", "next_factory", "session", "timer")
+    __slots__ = ("conn", "next", "next_factory", "session", "timer")
 
     def __init__(
         self,
@@ -210,25 +211,17 @@ class TlsHandshake(SessionState):
         next_state: Callable[[StateMachineSession], SessionState],
         timeout: float = 10.0,
     ) -> None:
+        super().__init__(session, READABLE | ERROR)
         self.session = session
         self.conn = SSL.Connection(context, session.front_socket)
         self.conn.set_accept_state()
-        self.front_token = session.frontend_token
-        self.front_r = Readiness(READABLE | HUP | ERROR)
         self.next_factory = next_state
         self.next: SessionState | None = None
         self.timer = session.make_timeout(timeout)
         self.timer.set()
 
-    def update_readiness(self, token: int, events: int) -> None:
-        if token == self.front_token:
-            self.front_r.event |= events
-
-    def interest(self, token: int) -> int:
-        return self.front_r.interest if token == self.front_token else NONE
-
     def ready(self, session: StateMachineSession) -> SessionResult:
-        front_r = self.front_r
+        front_r = self.front_readiness
         if not front_r.event & front_r.interest:
             return SessionResult.CONTINUE
         try:
@@ -271,4 +264,4 @@ class TlsHandshake(SessionState):
         self.timer.cancel()
 
     def print_state(self) -> str:
-        return f"TlsHandshake(events={self.front_r})"
+        return f"TlsHandshake(events={self.front_readiness})"

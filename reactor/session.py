@@ -229,6 +229,8 @@ StateFactory = Callable[["StateMachineSession"], SessionState]
 class FrontReadinessState(SessionState):
     """Base for states that only deal with the frontend socket: keeps its ``Readiness``."""
 
+    __slots__ = ("front_readiness", "front_token")
+
     def __init__(self, session: StateMachineSession, interest: int = READABLE) -> None:
         self.front_readiness = Readiness(interest | HUP)
         self.front_token = session.frontend_token

@@ -111,7 +111,8 @@ def kinds(events: list[dict[str, Any]]) -> list[str]:
 
 def in_worker(proxy: Proxy, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` in the worker's loop thread and return its result (runtime state lives
-    there: touching it from the test thread would race the loop)."""
+    there: touching it from the test thread would race the loop). ``proxy`` is anything
+    with a running ``worker`` attribute."""
     done = threading.Event()
     result: list[Any] = []
 

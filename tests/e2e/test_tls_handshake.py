@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import socket
 import ssl
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from pysozu.protocols.tls import HANDSHAKE_ERRORS, TlsHandshake, TlsSettings, ba
 from pysozu.protocols.tls import server_context as make_context
 from pysozu.worker import Worker
 from tests.conftest import WAIT
-from tests.e2e.helpers import wait_for
+from tests.e2e.helpers import in_worker, wait_for
 from tests.protocols.test_certificates import make
 
 _spec = importlib.util.spec_from_file_location(
@@ -52,23 +51,8 @@ class TlsEcho:
         ])
         self.worker.start_thread()
 
-    def in_worker(self, fn):
-        """Run ``fn`` on the worker's loop (the resolver belongs to it) and wait."""
-        done = threading.Event()
-        result: list[object] = []
-
-        def call() -> None:
-            try:
-                result.append(fn())
-            finally:
-                done.set()
-
-        self.worker.server.call_soon(call)
-        assert done.wait(WAIT), "the worker loop did not run the change"
-        return result[0] if result else None
-
     def errors(self) -> int:
-        return self.in_worker(lambda: self.worker.server.metrics.counters.get(HANDSHAKE_ERRORS, 0))
+        return in_worker(self, lambda: self.worker.server.metrics.counters.get(HANDSHAKE_ERRORS, 0))
 
 
 @pytest.fixture
@@ -119,7 +103,7 @@ def closed_by_peer(sock: socket.socket) -> None:
 def add(echo: TlsEcho, names, **kwargs):
     pem, key = make(names, **kwargs)
     certificate = parse_certificate(pem, key)
-    echo.in_worker(lambda: echo.resolver.add(certificate))
+    in_worker(echo, lambda: echo.resolver.add(certificate))
     return certificate
 
 
@@ -127,7 +111,7 @@ def test_sni_picks_exact_wildcard_and_default(tls_echo):
     exact = add(tls_echo, ["www.example.com"])
     wild = add(tls_echo, ["*.example.com"])
     default = add(tls_echo, ["default.test"])
-    tls_echo.in_worker(lambda: setattr(tls_echo.resolver, "default", default.fingerprint))
+    in_worker(tls_echo, lambda: setattr(tls_echo.resolver, "default", default.fingerprint))
     assert served(tls_echo.port, "www.example.com")[:2] == (exact.fingerprint, b"echo: hello\n")
     assert served(tls_echo.port, "api.example.com")[0] == wild.fingerprint
     assert served(tls_echo.port, "other.test")[0] == default.fingerprint
@@ -141,11 +125,11 @@ def test_replaced_certificate_serves_next_handshake_open_connection_lives(tls_ec
     with context.wrap_socket(raw, server_hostname="a.test") as open_conn:
         pem, key = make(["a.test"], days=90)
         new = parse_certificate(pem, key)
-        tls_echo.in_worker(lambda: tls_echo.resolver.replace(old.fingerprint, new))
+        in_worker(tls_echo, lambda: tls_echo.resolver.replace(old.fingerprint, new))
         assert served(tls_echo.port, "a.test")[0] == new.fingerprint
         open_conn.sendall(b"still here\n")  # the connection made with the old one works on
         assert open_conn.recv(4096) == b"echo: still here\n"
-    tls_echo.in_worker(lambda: tls_echo.resolver.remove(new.fingerprint))
+    in_worker(tls_echo, lambda: tls_echo.resolver.remove(new.fingerprint))
     with pytest.raises((ssl.SSLError, ConnectionError)):
         served(tls_echo.port, "a.test")  # nothing left to serve: the handshake fails
 
@@ -229,7 +213,7 @@ def test_ca_signed_certificate_with_chain_passes_a_verifying_client():
     )
     echo = TlsEcho(TlsSettings())
     try:
-        echo.in_worker(lambda: echo.resolver.add(certificate))
+        in_worker(echo, lambda: echo.resolver.add(certificate))
         verifying = ssl.create_default_context(cadata=ca.public_bytes(pem).decode())
         assert served(echo.port, "chain.test", verifying)[1] == b"echo: hello\n"
     finally:
