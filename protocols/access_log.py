@@ -52,6 +52,11 @@ class AccessRecord:
     tags: dict[str, str] | None = None
     message: str | None = None
     timestamp: float = field(default_factory=time.time)
+    #: HTTPS: the connection's TLS version, cipher, SNI and ALPN protocol
+    tls_version: str | None = None
+    tls_cipher: str | None = None
+    tls_sni: str | None = None
+    tls_alpn: str | None = None
 
 
 def _ms(seconds: float | None) -> str:
@@ -63,6 +68,9 @@ def format_ascii(record: AccessRecord) -> str:
     if record.tags:
         tags = " [" + ", ".join(f"{k}={v}" for k, v in sorted(record.tags.items())) + "]"
     message = f" | {record.message}" if record.message else ""
+    if record.tls_version is not None:
+        message = (f" {record.tls_version} {record.tls_cipher or '-'} "
+                   f"sni={record.tls_sni or '-'} alpn={record.tls_alpn or '-'}{message}")
     return (
         f"{record.request_id} {record.cluster_id or '-'}/{record.backend_id or '-'} "
         f"{record.client or '-'} -> {record.backend_address or '-'} "

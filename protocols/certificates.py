@@ -60,6 +60,7 @@ __all__ = [
     "Certificate",
     "CertificateError",
     "CertificateResolver",
+    "covers",
     "normalise_name",
     "parse_certificate",
 ]
@@ -175,6 +176,20 @@ def parse_certificate(
     )
 
 
+def covers(certificate: Certificate, host: str) -> bool:
+    """Whether ``certificate`` names ``host``: exactly, or by a wildcard standing for its
+    first label (RFC 6125 §6.4.3)."""
+    host = host.rstrip(".").lower()
+    for name in certificate.names:
+        if name == host:
+            return True
+        if name.startswith("*."):
+            dot = host.find(".")
+            if dot > 0 and host[dot + 1 :] == name[2:]:
+                return True
+    return False
+
+
 ContextFactory = Callable[[Certificate], Any]
 
 
@@ -270,15 +285,7 @@ class CertificateResolver:
 
     def covers(self, certificate: Certificate, host: str) -> bool:
         """Whether ``certificate`` names ``host`` (strict SNI binding: 421 otherwise)."""
-        host = host.rstrip(".").lower()
-        for name in certificate.names:
-            if name == host:
-                return True
-            if name.startswith("*."):
-                dot = host.find(".")
-                if dot > 0 and host[dot + 1 :] == name[2:]:
-                    return True
-        return False
+        return covers(certificate, host)
 
     def by_domain(self, domain: str) -> list[Certificate]:
         """Every certificate with ``domain`` among its names (exact text, wildcards too)."""

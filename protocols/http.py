@@ -103,8 +103,10 @@ from pysozu.reactor.timer import Timeout
 from .access_log import AccessLogger, AccessRecord
 from .answers import ANSWER_STATUSES, Answers, Template
 from .backends import Backend, BackendStatus, NoAvailableBackend
+from .certificates import covers
 from .http_rules import (
     REDIRECT_STATUS,
+    Hsts,
     IpLimiter,
     check_basic_auth,
     redirect_location,
@@ -114,6 +116,7 @@ from .pipe import Pipe
 from .proxy_protocol_states import EXPECT_WINDOW, read_proxy_header
 from .rewrite import Rewrites, valid_host
 from .router import Router, split_host_port
+from .tls import ListenerTls, TlsHandshake, TlsSocketHandler, connection_info
 from .upstream import NO_RESOURCES, Upstreams
 
 log = logging.getLogger("pysozu.http")
@@ -135,6 +138,7 @@ _IN_SERVICE = BackendStatus.NORMAL
 #: id-mask bits of Connection and Keep-Alive, and of a second Connection line (SCANNER.md)
 _HOP_BITS = 1 << _H_CONNECTION | 1 << _H_KEEP_ALIVE | 1 << (18 + _H_CONNECTION)
 _CONNECTION_ONCE = 1 << _H_CONNECTION
+_HSTS_NAME = frozenset((b"strict-transport-security",))
 _STATUS_CLASSES = tuple(f"http.status.{n}xx" for n in range(10))
 #: id-mask bits of the request headers every request may see rewritten
 _TOUCHED_IDS = (1 << _H_XFF | 1 << _H_FORWARDED | 1 << _H_XFP | 1 << _H_XFPORT
@@ -173,6 +177,8 @@ class HttpRoute:
     rewrites: Rewrites | None = None
     #: the frontend's own template for its 301/302/308 (``redirect_template``)
     redirect_template: Template | None = None
+    #: an HTTPS frontend's ``hsts`` (None: the listener's applies)
+    hsts: Hsts | None = None
     # ``headers`` sorted once for the hot path: names to delete (lowercase), lines to add
     request_deletes: frozenset[bytes] = field(init=False)
     request_adds: bytes = field(init=False)
@@ -195,8 +201,8 @@ class _ListenerConstants:
     again after UPDATE_HTTP_LISTENER, which drops them): not per connection, so that an idle
     keep-alive connection stays small."""
 
-    __slots__ = ("send_real_ip", "sozu_id", "sozu_id_lower", "sozu_id_search", "sticky_name",
-                 "xfport")
+    __slots__ = ("proto", "send_real_ip", "sozu_id", "sozu_id_lower", "sozu_id_search",
+                 "sticky_name", "xfport")
 
     def __init__(self, config: HttpListenerConfig, local_port: int) -> None:
         self.sticky_name = config.sticky_name.encode()
@@ -207,6 +213,7 @@ class _ListenerConstants:
         ).search
         self.xfport = b"X-Forwarded-Port: %d\r\n" % config.public_port(local_port)
         self.send_real_ip = config.send_x_real_ip
+        self.proto = b"https" if config.tls is not None else b"http"
 
 
 @dataclass
@@ -233,6 +240,16 @@ class HttpListenerConfig:
     constants: _ListenerConstants | None = field(default=None, compare=False, repr=False)
     #: the largest request body in bytes (413 beyond); 0: unlimited
     max_body_size: int = 0
+    #: an HTTPS listener's TLS side (certificates, settings); None: cleartext HTTP
+    tls: ListenerTls | None = None
+    #: HTTPS: a request whose host the served certificate does not name gets 421
+    strict_sni_binding: bool = True
+    #: HTTPS: the Strict-Transport-Security of answers, unless the frontend has its own
+    hsts: Hsts | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
 
     def public_port(self, local_port: int) -> int:
         if self.public_address:
@@ -309,6 +326,8 @@ class HttpSession(StateMachineSession):
         config = listener.config
         if config.expect_proxy:
             self.state = HttpExpectProxy(self, proxy, config)
+        elif config.tls is not None:
+            self.state = tls_handshake(self, proxy, config)
         else:
             self.state = Http(self, proxy, config)
 
@@ -321,6 +340,19 @@ class HttpSession(StateMachineSession):
         return [self.frontend_token]
 
 
+def tls_handshake(
+    session: StateMachineSession, proxy: HttpProxy, config: HttpListenerConfig
+) -> TlsHandshake:
+    """The first TLS state of an HTTPS session: the handshake, bounded by the listener's
+    request timeout, then :class:`Http` on the decrypted stream."""
+    assert config.tls is not None
+    return TlsHandshake(
+        session, config.tls.context,
+        lambda s: Http(s, proxy, config),  # type: ignore[arg-type]
+        timeout=config.request_timeout,
+    )
+
+
 class HttpExpectProxy(FrontReadinessState):
     """``expect_proxy`` on an HTTP listener: the PROXY header (v1 or v2) before any HTTP.
 
@@ -331,6 +363,10 @@ class HttpExpectProxy(FrontReadinessState):
     start of the first request. A bad header, a header longer than the window or the listener's
     request timeout closes the connection and counts ``proxy_protocol.errors``; a client that
     closes before sending a byte is closed silently (a TCP health check).
+
+    On an HTTPS listener the header is *peeked* (``MSG_PEEK``) and then exactly its bytes
+    are taken from the socket: what follows is the ClientHello, which OpenSSL must read from
+    the socket itself, so none of it may land in this state's buffer.
     """
 
     RANK = 10
@@ -344,7 +380,7 @@ class HttpExpectProxy(FrontReadinessState):
         self.config = config
         self.buf = bytearray(EXPECT_WINDOW)
         self.read = 0
-        self.next: Http | None = None
+        self.next: SessionState | None = None
         self.timer = Timeout(session.server.timers, config.request_timeout, self._timed_out)
         self.timer.set()
 
@@ -353,7 +389,9 @@ class HttpExpectProxy(FrontReadinessState):
         if not front_r.event & (READABLE | HUP | ERROR):
             return SessionResult.CONTINUE
         mv = memoryview(self.buf)
-        self.read, outcome = read_proxy_header(session.front.socket_read, mv, self.read)
+        tls = self.config.tls is not None
+        reader = self._peek if tls else session.front.socket_read
+        self.read, outcome = read_proxy_header(reader, mv, self.read)
         if outcome is None:
             front_r.event &= ~READABLE
             return SessionResult.CONTINUE
@@ -363,6 +401,16 @@ class HttpExpectProxy(FrontReadinessState):
             return SessionResult.CLOSE
         if outcome.command == "PROXY" and isinstance(outcome.source, tuple):
             session.peer_address = outcome.source
+        if tls:
+            try:  # the peeked header is in the socket: take exactly it
+                session.front_socket.recv_into(mv, outcome.length)
+            except OSError:
+                return SessionResult.CLOSE
+            handshake = tls_handshake(session, self.proxy, self.config)
+            handshake.update_readiness(session.frontend_token, READABLE)  # the ClientHello
+            self.next = handshake
+            self.timer.cancel()
+            return SessionResult.UPGRADE
         state = Http(self.session, self.proxy, self.config)
         if not state.seed(mv[outcome.length : self.read]):
             state.close(session)
@@ -370,6 +418,22 @@ class HttpExpectProxy(FrontReadinessState):
         self.next = state
         self.timer.cancel()
         return SessionResult.UPGRADE
+
+    def _peek(self, buf: memoryview) -> tuple[int, SocketResult]:
+        """``socket_read`` without consuming: the pending bytes past the ``read`` already
+        seen (each peek starts at the socket's first byte)."""
+        try:
+            n = self.session.front_socket.recv_into(memoryview(self.buf), EXPECT_WINDOW,
+                                                    socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return 0, _WOULD_BLOCK
+        except OSError:
+            return 0, SocketResult.ERROR
+        if n == 0:
+            return 0, _CLOSED
+        if n <= self.read:
+            return 0, _WOULD_BLOCK  # nothing new: wait for the next edge
+        return n - self.read, _CONTINUE
 
     def _fail(self, message: str) -> None:
         self.session.server.metrics.incr(m.PROXY_PROTOCOL_ERRORS)
@@ -904,6 +968,13 @@ class Http(SessionState):
         self.req_fwd_end = self.front_start
         self.req_body_sent = 0
         self.req_done = False
+        if config.tls is not None and config.strict_sni_binding and host \
+                and not self._certificate_names(host):
+            self.cluster_id = None
+            self.metrics.incr("http.421.errors")
+            self._answer(421, message="the TLS certificate of this connection does not name "
+                         "this host", close=False)
+            return
         if route is None:
             self.cluster_id = None
             self.metrics.incr("http.404.errors")
@@ -971,7 +1042,9 @@ class Http(SessionState):
         if port is None:
             port = local_port
         status = REDIRECT_STATUS.get(route.redirect)
-        if status is None and cluster is not None and cluster.https_redirect:
+        scheme = self.config.scheme
+        if status is None and cluster is not None and cluster.https_redirect \
+                and scheme == "http":
             status = 301
             location = redirect_location("USE_HTTPS", "http", host, port, path.decode("latin-1"),
                                          cluster.https_redirect_port)
@@ -987,7 +1060,7 @@ class Http(SessionState):
                     forced_port = host_port
                 port = None
             location = redirect_location(
-                route.redirect_scheme, "http", host if new_host is None else new_host,
+                route.redirect_scheme, scheme, host if new_host is None else new_host,
                 port, path.decode("latin-1") if new_path is None else new_path, https_port,
                 forced_port=forced_port,
             )
@@ -1179,7 +1252,7 @@ class Http(SessionState):
             if not xff_added:
                 pieces.append(b"X-Forwarded-For: " + peer_ip + b"\r\n")
             if not has_xfp:
-                pieces.append(b"X-Forwarded-Proto: http\r\n")
+                pieces.append(b"X-Forwarded-Proto: " + cache.proto + b"\r\n")
             if not has_xfport:
                 pieces.append(cache.xfport)
             if not has_forwarded and not forwarded_added:
@@ -1197,6 +1270,20 @@ class Http(SessionState):
         pieces.append(b"\r\n")
         return b"".join(pieces)
 
+    def _certificate_names(self, host: str) -> bool:
+        """Strict SNI binding: whether the certificate served on this connection names
+        ``host`` (RFC 9110 §7.4: otherwise 421, the client may retry elsewhere)."""
+        front = self.front
+        certificate = front.conn.get_app_data() if isinstance(front, TlsSocketHandler) else None
+        return certificate is not None and covers(certificate, host)
+
+    def _hsts(self) -> Hsts | None:
+        """The HSTS of the request in flight on an HTTPS listener: its frontend's, else the
+        listener's; None when none applies."""
+        route = self.route
+        hsts = route.hsts if route is not None and route.hsts is not None else self.config.hsts
+        return hsts if hsts is not None and hsts.line else None
+
     def _peer_ip(self) -> bytes:
         peer = self.session.peer_address
         return (peer[0] if isinstance(peer, tuple) else "unknown").encode()
@@ -1205,7 +1292,7 @@ class Http(SessionState):
         """The forwarding headers of a request that carries none of its own (the common
         case), for this client: one bytes object per connection, no per-request work."""
         peer_ip = self._peer_ip()
-        return (b"X-Forwarded-For: " + peer_ip + b"\r\nX-Forwarded-Proto: http\r\n"
+        return (b"X-Forwarded-For: " + peer_ip + b"\r\nX-Forwarded-Proto: " + cache.proto + b"\r\n"
                 + cache.xfport + b"Forwarded: " + self._forwarded_element() + b"\r\n"
                 + (b"X-Real-IP: " + peer_ip + b"\r\n" if cache.send_real_ip else b""))
 
@@ -1217,7 +1304,7 @@ class Http(SessionState):
         by = config.public_address or config.address
         by_host = by.rsplit(":", 1)[0]
         client = f"[{peer_ip}]:{peer_port}" if ":" in peer_ip else f"{peer_ip}:{peer_port}"
-        return f'proto=http;for="{client}";by={by_host}'.encode()
+        return f'proto={config.scheme};for="{client}";by={by_host}'.encode()
 
     # -- backend connection -------------------------------------------------------------------
     def _open_backend(self) -> None:
@@ -1576,6 +1663,12 @@ class Http(SessionState):
             or (req_body is not None and not req_body.done)
         )
         deletes: frozenset[bytes] = route.response_deletes if route is not None else frozenset()
+        hsts = self._hsts() if config.tls is not None else None
+        if hsts is not None:
+            if hsts.force_replace:
+                deletes = deletes | _HSTS_NAME
+            elif head.get(b"strict-transport-security"):
+                hsts = None  # the backend's own wins
         # Connection is hop-by-hop (RFC 9110 §7.6.1): the backend's, and the fields it names,
         # describe the backend connection; the proxy says its own word on the client's below
         named = [t for t in head.connection_tokens if t != b"close" and t != b"keep-alive"]
@@ -1616,6 +1709,8 @@ class Http(SessionState):
                               + b"; Path=/\r\n")
         if route is not None and route.response_adds:
             pieces.append(route.response_adds)
+        if hsts is not None:
+            pieces.append(hsts.line)
         if closing:
             pieces.append(b"Connection: close\r\n")
             self.close_after = True
@@ -1685,9 +1780,16 @@ class Http(SessionState):
             return
         backend = self.backend
         peer = self.session.peer_address
+        front = self.front
+        if isinstance(front, TlsSocketHandler):
+            sni, version, cipher, alpn = connection_info(front.conn)
+            protocol = "HTTPS"
+        else:
+            sni = version = cipher = alpn = None
+            protocol = "HTTP"
         proxy.log_access(AccessRecord(
             request_id=self.request_id,
-            protocol="HTTP",
+            protocol=protocol,
             client=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else None,
             backend_address=backend.address if backend is not None else None,
             cluster_id=self.cluster_id,
@@ -1702,6 +1804,10 @@ class Http(SessionState):
             bytes_out=self.bytes_out,
             tags=self.route.tags if self.route is not None else None,
             timestamp=time.time(),
+            tls_version=version,
+            tls_cipher=cipher,
+            tls_sni=sni,
+            tls_alpn=alpn,
         ))
 
     # -- default answers ----------------------------------------------------------------------
@@ -1744,6 +1850,10 @@ class Http(SessionState):
                 data = data[: end + 4]
         if not answer_close and self.req_http10:
             data = data.replace(b"\r\n\r\n", b"\r\nConnection: keep-alive\r\n\r\n", 1)
+        if self.config.tls is not None:
+            hsts = self._hsts()
+            if hsts is not None:
+                data = data.replace(b"\r\n\r\n", b"\r\n" + hsts.line + b"\r\n", 1)
         self.resp_status = status
         self.front_out.clear()
         self.front_out_pos = 0

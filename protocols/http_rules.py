@@ -27,6 +27,8 @@ import binascii
 import hashlib
 import hmac
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
 
 DEFAULT_REALM = "pysozu"
 REDIRECT_STATUS = {"PERMANENT": 301, "FOUND": 302, "PERMANENT_REDIRECT": 308}
@@ -63,6 +65,31 @@ def _normalise_entry(entry: str) -> bytes:
 
 def www_authenticate(realm: str | None) -> str:
     return f'Basic realm="{(realm or DEFAULT_REALM).replace(chr(34), "")}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Hsts:
+    """Sōzu's ``HstsConfig``: the ``Strict-Transport-Security`` line of HTTPS answers.
+
+    ``line`` is empty when disabled (a frontend turning off its listener's HSTS). By default
+    a backend's own header wins; ``force_replace`` drops it for ours (RFC 6797 §6.1 allows
+    one header only).
+    """
+
+    line: bytes
+    force_replace: bool = False
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> Hsts:
+        if not fields.get("enabled"):
+            return cls(b"")
+        value = f"max-age={fields.get('max_age', 31536000)}"
+        if fields.get("include_subdomains"):
+            value += "; includeSubDomains"
+        if fields.get("preload"):
+            value += "; preload"
+        return cls(f"Strict-Transport-Security: {value}\r\n".encode(),
+                   bool(fields.get("force_replace_backend")))
 
 
 def redirect_location(

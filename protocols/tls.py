@@ -39,6 +39,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
+from OpenSSL.SSL import _lib  # type: ignore[attr-defined]  # no public setter for groups
 
 from pysozu.reactor.readiness import ERROR, HUP, READABLE, WRITABLE
 from pysozu.reactor.session import (
@@ -51,50 +52,154 @@ from pysozu.reactor.session import (
     StateResult,
 )
 
-from .certificates import Certificate, CertificateResolver
+from .certificates import Certificate, CertificateError, CertificateResolver, covers
 
-__all__ = ["TlsHandshake", "TlsSettings", "TlsSocketHandler", "base_context", "server_context"]
+__all__ = [
+    "ListenerTls",
+    "TlsHandshake",
+    "TlsSettings",
+    "TlsSocketHandler",
+    "base_context",
+    "connection_info",
+    "server_context",
+]
 
 log = logging.getLogger("pysozu.tls")
 
 HANDSHAKE_ERRORS = "tls.handshake.errors"
 
 _VERSIONS = {
+    "TLS_V1_2": SSL.TLS1_2_VERSION,
+    "TLS_V1_3": SSL.TLS1_3_VERSION,
     "TLS1.2": SSL.TLS1_2_VERSION,
     "TLS1.3": SSL.TLS1_3_VERSION,
 }
-#: Sōzu's default TLS 1.2 list (ECDHE with AES-GCM or ChaCha20, ECDSA then RSA)
+#: Sōzu's default TLS 1.2 list (ECDHE with AES-GCM or ChaCha20, ECDSA then RSA): forward
+#: secret AEAD suites only, so CBC, RC4, 3DES and static-RSA clients are refused
 DEFAULT_CIPHER_LIST = (
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305"
 )
+#: Sōzu's TLS 1.3 order
+DEFAULT_CIPHER_SUITES = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"
+#: Sōzu's key exchange groups; those the linked OpenSSL lacks are skipped
+DEFAULT_GROUPS = ("X25519MLKEM768", "x25519", "P-256", "P-384")
+#: rustls suite names (what Sōzu's configuration holds) -> OpenSSL names
+_RUSTLS_SUITES = {
+    "TLS13_AES_256_GCM_SHA384": "TLS_AES_256_GCM_SHA384",
+    "TLS13_AES_128_GCM_SHA256": "TLS_AES_128_GCM_SHA256",
+    "TLS13_CHACHA20_POLY1305_SHA256": "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
+}
+
+
+def _supported_groups(names: Sequence[str]) -> list[str]:
+    probe = SSL.Context(SSL.TLS_SERVER_METHOD)
+    return [n for n in names if _lib.SSL_CTX_set1_curves_list(probe._context, n.encode()) == 1]
 
 
 @dataclass(frozen=True)
 class TlsSettings:
-    """A listener's TLS parameters (Sōzu's ``HttpsListenerConfig`` TLS fields)."""
+    """A listener's TLS parameters (Sōzu's ``HttpsListenerConfig`` TLS fields), in OpenSSL's
+    terms; :meth:`from_fields` maps Sōzu's names and refuses what OpenSSL would not use."""
 
     versions: tuple[str, ...] = ("TLS1.2", "TLS1.3")
+    #: TLS 1.2 suites, an OpenSSL cipher string
     cipher_list: str = DEFAULT_CIPHER_LIST
+    #: TLS 1.3 suites, an OpenSSL ciphersuites string
+    cipher_suites: str = DEFAULT_CIPHER_SUITES
+    #: key exchange groups in order of preference (empty: :data:`DEFAULT_GROUPS`)
+    groups: tuple[str, ...] = ()
+    #: signature algorithms (empty: OpenSSL's defaults)
+    signature_algorithms: tuple[str, ...] = ()
     alpn_protocols: tuple[str, ...] = ("http/1.1",)
+    #: stateless session tickets (resumption); off with Sōzu's ``send_tls13_tickets = 0``
+    tickets: bool = True
 
     def version_range(self) -> tuple[int, int]:
         unknown = [v for v in self.versions if v not in _VERSIONS]
         if unknown or not self.versions:
             raise ValueError(
-                f"TLS versions {unknown or '[]'} not supported (TLS1.2 and TLS1.3 only)"
+                f"TLS versions {unknown or '[]'} not supported (TLS 1.2 and TLS 1.3 only)"
             )
         codes = sorted(_VERSIONS[v] for v in self.versions)
         return codes[0], codes[-1]
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> TlsSettings:
+        """Settings from ADD_HTTPS_LISTENER fields (Sōzu's names); ``ValueError`` names the
+        first value that cannot be used."""
+        tls12: list[str] = []
+        tls13: list[str] = []
+        for name in fields.get("cipher_list") or ():
+            openssl = _RUSTLS_SUITES.get(name, name)
+            (tls13 if openssl.startswith("TLS_") else tls12).append(openssl)
+        tls13.extend(_RUSTLS_SUITES.get(n, n) for n in fields.get("cipher_suites") or ())
+        settings = cls(
+            versions=tuple(fields.get("versions") or ("TLS_V1_2", "TLS_V1_3")),
+            cipher_list=":".join(tls12) if tls12 else DEFAULT_CIPHER_LIST,
+            cipher_suites=":".join(tls13) if tls13 else DEFAULT_CIPHER_SUITES,
+            groups=tuple(fields.get("groups_list") or ()),
+            signature_algorithms=tuple(fields.get("signature_algorithms") or ()),
+            alpn_protocols=tuple(fields.get("alpn_protocols") or ("http/1.1",)),
+            tickets=fields.get("send_tls13_tickets", 4) != 0,
+        )
+        settings.check(tls12, tls13)
+        return settings
+
+    def check(self, tls12: Sequence[str] = (), tls13: Sequence[str] = ()) -> None:
+        """Refuse a version, suite, group or algorithm OpenSSL does not know, by name (a
+        whole list would otherwise pass with one good name in it)."""
+        old = [v for v in self.versions if v not in _VERSIONS]
+        if old:
+            raise ValueError(f"TLS versions {', '.join(old)} are refused: TLS 1.2 and 1.3 only")
+        self.version_range()
+        probe = SSL.Context(SSL.TLS_SERVER_METHOD)
+        for name in tls12:
+            try:
+                probe.set_cipher_list(name.encode())
+            except SSL.Error:
+                raise ValueError(f"unknown TLS 1.2 cipher {name!r}") from None
+        for name in tls13:
+            try:
+                probe.set_tls13_ciphersuites(name.encode())
+            except SSL.Error:
+                raise ValueError(f"unknown TLS 1.3 cipher suite {name!r}") from None
+        for group in self.groups:
+            if not _supported_groups([group]):
+                raise ValueError(f"unknown key exchange group {group!r}")
+        for algorithm in self.signature_algorithms:
+            if _lib.SSL_CTX_set1_sigalgs_list(probe._context, algorithm.encode()) != 1:
+                raise ValueError(f"unknown signature algorithm {algorithm!r}")
+        _configure(probe, self)
 
 
 def _configure(context: SSL.Context, settings: TlsSettings) -> None:
     low, high = settings.version_range()
     context.set_min_proto_version(low)
     context.set_max_proto_version(high)
-    context.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
+    options = SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE
+    if not settings.tickets:
+        options |= SSL.OP_NO_TICKET
+    context.set_options(options)
+    # an idle connection gives its record buffers back (pyOpenSSL already sets partial and
+    # moving-buffer writes, which the non-blocking writers rely on)
+    context.set_mode(SSL.MODE_RELEASE_BUFFERS)
     context.set_cipher_list(settings.cipher_list.encode())
+    context.set_tls13_ciphersuites(settings.cipher_suites.encode())
+    groups = _supported_groups(settings.groups or DEFAULT_GROUPS)
+    if groups:
+        _lib.SSL_CTX_set1_curves_list(context._context, ":".join(groups).encode())
+    if settings.signature_algorithms:
+        _lib.SSL_CTX_set1_sigalgs_list(
+            context._context, ":".join(settings.signature_algorithms).encode()
+        )
     offered = [p.encode() for p in settings.alpn_protocols]
     if offered:
         def select(conn: SSL.Connection, protocols: list[bytes]) -> bytes:
@@ -125,6 +230,9 @@ def base_context(resolver: CertificateResolver, settings: TlsSettings) -> SSL.Co
     (or the default one); with no certificate at all the handshake fails."""
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
     _configure(context, settings)
+    # sessions (the cache and the ticket keys) belong to this first context, whatever
+    # certificate's context a connection switches to: resumption works across certificates
+    context.set_session_id(b"pysozu")
 
     def on_servername(conn: SSL.Connection) -> None:
         raw = conn.get_servername()
@@ -132,9 +240,54 @@ def base_context(resolver: CertificateResolver, settings: TlsSettings) -> SSL.Co
         certificate = resolver.resolve(name)
         if certificate is not None:
             conn.set_context(resolver.context(certificate))
+            conn.set_app_data(certificate)  # the served names, for strict SNI binding
 
     context.set_tlsext_servername_callback(on_servername)
     return context
+
+
+class ListenerTls:
+    """The TLS side of an HTTPS listener: its settings, its certificates (the resolver,
+    whose contexts are made with the settings) and the base context handshakes start on.
+
+    New settings (UPDATE_HTTPS_LISTENER) make a new base context and drop the per-certificate
+    contexts: the next handshakes use them, established connections keep theirs.
+    """
+
+    __slots__ = ("context", "resolver", "settings")
+
+    def __init__(self, settings: TlsSettings) -> None:
+        self.settings = settings
+        self.resolver = CertificateResolver(self._context_for)
+        self.context = base_context(self.resolver, settings)
+
+    def _context_for(self, certificate: Certificate) -> SSL.Context:
+        return server_context(certificate, self.settings)
+
+    def check(self, certificate: Certificate, settings: TlsSettings | None = None) -> None:
+        """Make a context for ``certificate`` once, so that what OpenSSL refuses (a key
+        type, a chain) is a :class:`CertificateError` now rather than failed handshakes."""
+        try:
+            server_context(certificate, settings or self.settings)
+        except SSL.Error as exc:
+            raise CertificateError(f"OpenSSL refuses this certificate: {exc}") from None
+
+    def set_settings(self, settings: TlsSettings) -> None:
+        self.settings = settings
+        self.resolver.clear_contexts()
+        self.context = base_context(self.resolver, settings)
+
+
+def connection_info(conn: SSL.Connection) -> tuple[str | None, str | None, str | None, str | None]:
+    """(SNI, version, cipher, ALPN) of an established connection, for logs."""
+    raw = conn.get_servername()
+    alpn = conn.get_alpn_proto_negotiated()
+    return (
+        raw.decode("ascii", "replace") if raw else None,
+        conn.get_protocol_version_name(),
+        conn.get_cipher_name(),
+        alpn.decode("ascii", "replace") if alpn else None,
+    )
 
 
 class TlsSocketHandler(SocketHandler):
@@ -202,7 +355,7 @@ class TlsHandshake(FrontReadinessState):
 
     RANK = 20
     NAME = "tls.handshake"
-    __slots__ = ("conn", "next", "next_factory", "session", "timer")
+    __slots__ = ("conn", "next", "next_factory", "session", "started", "timer")
 
     def __init__(
         self,
@@ -219,6 +372,7 @@ class TlsHandshake(FrontReadinessState):
         self.next: SessionState | None = None
         self.timer = session.make_timeout(timeout)
         self.timer.set()
+        self.started = session.server.now
 
     def ready(self, session: StateMachineSession) -> SessionResult:
         front_r = self.front_readiness
@@ -238,12 +392,31 @@ class TlsHandshake(FrontReadinessState):
             self._fail(session, exc)
             return SessionResult.CLOSE
         self.timer.cancel()
+        self._record(session)
         session.front = TlsSocketHandler(self.conn, session.front_socket)
         self.next = state = self.next_factory(session)
         # application data that came with the client's last flight may already sit in
         # OpenSSL's buffer, where no socket event will announce it: let the next state read
         state.update_readiness(self.front_token, READABLE)
         return SessionResult.UPGRADE
+
+    def _record(self, session: StateMachineSession) -> None:
+        """Metrics of a successful handshake: time, version, cipher, ALPN, resumption, and
+        whether the certificate served was a fallback (no SNI, or none named it)."""
+        metrics = session.server.metrics
+        conn = self.conn
+        metrics.record_time("tls.handshake_time", session.server.now - self.started)
+        sni, version, cipher, alpn = connection_info(conn)
+        metrics.incr(f"tls.version.{version}")
+        metrics.incr(f"tls.cipher.{cipher}")
+        metrics.incr(f"tls.alpn.{alpn or 'none'}")
+        if _lib.SSL_session_reused(conn._ssl):
+            metrics.incr("tls.resumed")
+        certificate = conn.get_app_data()
+        if sni is None:
+            metrics.incr("tls.sni.none")
+        if isinstance(certificate, Certificate) and (sni is None or not covers(certificate, sni)):
+            metrics.incr("tls.default_cert_used")
 
     def _fail(self, session: StateMachineSession, exc: Exception) -> None:
         session.server.metrics.incr(HANDSHAKE_ERRORS)

@@ -61,12 +61,15 @@ __all__ = [
     "REQUEST_SPECS",
     "RESPONSE_STATUSES",
     "RULE_POSITIONS",
+    "TLS_VERSIONS",
     "CommandError",
     "FieldSpec",
     "Request",
+    "check_alpn_protocols",
     "check_answers",
     "check_authorized_hash",
     "check_expected_status",
+    "check_fingerprint",
     "check_header_name",
     "check_header_value",
     "check_log_filter",
@@ -75,6 +78,7 @@ __all__ = [
     "check_port",
     "check_probe_uri",
     "check_realm",
+    "check_tls_versions",
     "check_token",
     "check_wire_text",
     "event",
@@ -129,6 +133,11 @@ ANSWER_CODES: Final = (
 )  # fmt: skip
 #: Level names of a LOGGING filter (Sōzu's, which are the ``log`` crate's).
 LOG_LEVELS: Final = ("off", "error", "warn", "info", "debug", "trace")
+#: ``TlsVersion``: what an HTTPS listener may negotiate. Sōzu ignores (with an error log) the
+#: versions before TLS 1.2; pysozu refuses them with a FAILURE.
+TLS_VERSIONS: Final = ("SSL_V2", "SSL_V3", "TLS_V1_0", "TLS_V1_1", "TLS_V1_2", "TLS_V1_3")
+#: ALPN protocols an HTTPS listener can serve (``h2`` comes with HTTP/2).
+ALPN_PROTOCOLS: Final = ("http/1.1",)
 #: Sōzu's default name of the sticky-session cookie.
 DEFAULT_STICKY_NAME: Final = "SOZUBALANCEID"
 #: Sōzu's default name of the header carrying each request's id.
@@ -481,6 +490,49 @@ def check_realm(realm: str) -> str:
     return realm
 
 
+def check_tls_versions(versions: list[str]) -> list[str]:
+    """TLS versions by Sōzu's names; a name outside ``TlsVersion`` is refused here, an old
+    version by the worker (it names what it supports)."""
+    for version in versions:
+        if version not in TLS_VERSIONS:
+            raise CommandError(
+                f"unknown TLS version {version!r} (one of {', '.join(TLS_VERSIONS)})"
+            )
+    return list(dict.fromkeys(versions))
+
+
+def _check_certificate_names(names: list[str]) -> list[str]:
+    for name in names:
+        if not name or any(c.isspace() for c in name):
+            raise CommandError(f"invalid server name {name!r}")
+    return names
+
+
+def check_alpn_protocols(protocols: list[str]) -> list[str]:
+    """ALPN protocol ids the listener offers, in its order of preference."""
+    for protocol in protocols:
+        if protocol == "h2":
+            raise CommandError("'h2' needs HTTP/2, which this version does not serve yet")
+        if protocol not in ALPN_PROTOCOLS:
+            raise CommandError(
+                f"unsupported ALPN protocol {protocol!r} (one of {', '.join(ALPN_PROTOCOLS)})"
+            )
+    return list(dict.fromkeys(protocols))
+
+
+_FINGERPRINT: Final = re.compile(r"[0-9a-f]{64}")
+
+
+def check_fingerprint(fingerprint: str) -> str:
+    """A certificate fingerprint: 64 hex digits (SHA-256 of the DER), any case."""
+    value = fingerprint.strip().lower()
+    if not _FINGERPRINT.fullmatch(value):
+        raise CommandError(
+            f"invalid fingerprint {fingerprint!r} (64 hex digits of SHA-256 expected)"
+        )
+    return value
+
+
 def _check_path_object(rule: dict[str, Any]) -> dict[str, Any]:
     check_path_rule(rule["kind"], rule["value"])
     return rule
@@ -596,6 +648,84 @@ _HTTP_FRONTEND: Final[dict[str, FieldSpec]] = {
     "headers": _opt("object_list", [], fields=_HEADER),
 }
 
+_HTTP_LISTENER: Final[dict[str, FieldSpec]] = {
+    "address": _ADDRESS,
+    "public_address": _opt("address"),
+    "expect_proxy": _opt("bool", False),
+    "sticky_name": _opt("str", DEFAULT_STICKY_NAME, check=_check_cookie_name),
+    "front_timeout": _opt("uint32", 60),
+    "back_timeout": _opt("uint32", 30),
+    "connect_timeout": _opt("uint32", 3),
+    "request_timeout": _opt("uint32", 10),
+    "answers": _opt("str_map", {}, check=check_answers),
+    "sozu_id_header": _opt("str", DEFAULT_SOZU_ID_HEADER, check=check_header_name),
+    "elide_x_real_ip": _opt("bool", False),
+    "send_x_real_ip": _opt("bool", False),
+    # pysozu's own (nginx's client_max_body_size): largest request body, 0 is unlimited
+    "max_body_size": _opt("uint64", 0),
+}
+
+_HTTP_LISTENER_PATCH: Final[dict[str, FieldSpec]] = {
+    "address": _ADDRESS,
+    "public_address": _opt("address"),
+    "expect_proxy": _opt("bool"),
+    "sticky_name": _opt("str", check=_check_cookie_name),
+    "front_timeout": _opt("uint32"),
+    "back_timeout": _opt("uint32"),
+    "connect_timeout": _opt("uint32"),
+    "request_timeout": _opt("uint32"),
+    "answers": _opt("str_map", check=_check_answers_patch),
+    "sozu_id_header": _opt("str", check=check_header_name),
+    "elide_x_real_ip": _opt("bool"),
+    "send_x_real_ip": _opt("bool"),
+    "max_body_size": _opt("uint64"),
+}
+
+#: Sōzu's ``HstsConfig``: the ``Strict-Transport-Security`` header of HTTPS answers.
+_HSTS: Final[dict[str, FieldSpec]] = {
+    "enabled": _opt("bool", False),
+    "max_age": _opt("uint32", 31536000),
+    "include_subdomains": _opt("bool", False),
+    "preload": _opt("bool", False),
+    # replace a header the backend sent (by default the backend's own wins)
+    "force_replace_backend": _opt("bool", False),
+}
+
+#: ``RequestHttpFrontend`` on an HTTPS listener: the HTTP fields plus ``hsts``, which
+#: overrides the listener's.
+_HTTPS_FRONTEND: Final[dict[str, FieldSpec]] = {
+    **_HTTP_FRONTEND,
+    "hsts": _opt("object", fields=_HSTS),
+}
+
+#: Sōzu's ``CertificateAndKey``: PEM texts; ``names`` replaces the certificate's own names.
+_CERTIFICATE_AND_KEY: Final[dict[str, FieldSpec]] = {
+    "certificate": _req("str", nonempty=True),
+    "certificate_chain": _opt("str_list", []),
+    "key": _req("str", nonempty=True),
+    "versions": _opt("str_list", [], check=check_tls_versions),
+    "names": _opt("str_list", [], check=_check_certificate_names),
+}
+
+#: The TLS fields of Sōzu's ``HttpsListenerConfig`` (defaults of ADD_HTTPS_LISTENER).
+_TLS_LISTENER: Final[dict[str, FieldSpec]] = {
+    "versions": _opt("str_list", ["TLS_V1_2", "TLS_V1_3"], check=check_tls_versions),
+    # empty: Sōzu's default lists (see pysozu.protocols.tls)
+    "cipher_list": _opt("str_list", []),
+    "cipher_suites": _opt("str_list", []),
+    "signature_algorithms": _opt("str_list", []),
+    "groups_list": _opt("str_list", []),
+    # the listener's default certificate, served when no other fits the SNI
+    "certificate": _opt("str"),
+    "certificate_chain": _opt("str_list", []),
+    "key": _opt("str"),
+    "send_tls13_tickets": _opt("uint64", 4),
+    "alpn_protocols": _opt("str_list", list(ALPN_PROTOCOLS), check=check_alpn_protocols),
+    "strict_sni_binding": _opt("bool", True),
+    "disable_http11": _opt("bool", False),
+    "hsts": _opt("object", fields=_HSTS),
+}
+
 #: Request type -> field name -> spec.
 REQUEST_SPECS: Final[dict[str, dict[str, FieldSpec]]] = {
     "STATUS": {},
@@ -643,39 +773,18 @@ REQUEST_SPECS: Final[dict[str, dict[str, FieldSpec]]] = {
     },
     # Sōzu's HttpListenerConfig without the HTTP/2 flood knobs (cleartext listeners do not
     # speak HTTP/2) and the deprecated ``http_answers`` (``answers`` replaces it).
-    "ADD_HTTP_LISTENER": {
-        "address": _ADDRESS,
-        "public_address": _opt("address"),
-        "expect_proxy": _opt("bool", False),
-        "sticky_name": _opt("str", DEFAULT_STICKY_NAME, check=_check_cookie_name),
-        "front_timeout": _opt("uint32", 60),
-        "back_timeout": _opt("uint32", 30),
-        "connect_timeout": _opt("uint32", 3),
-        "request_timeout": _opt("uint32", 10),
-        "answers": _opt("str_map", {}, check=check_answers),
-        "sozu_id_header": _opt("str", DEFAULT_SOZU_ID_HEADER, check=check_header_name),
-        "elide_x_real_ip": _opt("bool", False),
-        "send_x_real_ip": _opt("bool", False),
-        # pysozu's own (nginx's client_max_body_size): largest request body, 0 is unlimited
-        "max_body_size": _opt("uint64", 0),
-        "active": _opt("bool", False),
-    },
+    "ADD_HTTP_LISTENER": {**_HTTP_LISTENER, "active": _opt("bool", False)},
     # A partial patch: ``None`` keeps a value; ``answers`` is merged into the listener's map
     # (an empty template keeps that code's current one, as in Sōzu).
-    "UPDATE_HTTP_LISTENER": {
-        "address": _ADDRESS,
-        "public_address": _opt("address"),
-        "expect_proxy": _opt("bool"),
-        "sticky_name": _opt("str", check=_check_cookie_name),
-        "front_timeout": _opt("uint32"),
-        "back_timeout": _opt("uint32"),
-        "connect_timeout": _opt("uint32"),
-        "request_timeout": _opt("uint32"),
-        "answers": _opt("str_map", check=_check_answers_patch),
-        "sozu_id_header": _opt("str", check=check_header_name),
-        "elide_x_real_ip": _opt("bool"),
-        "send_x_real_ip": _opt("bool"),
-        "max_body_size": _opt("uint64"),
+    "UPDATE_HTTP_LISTENER": _HTTP_LISTENER_PATCH,
+    # Sōzu's HttpsListenerConfig: the HTTP listener's fields plus TLS (HTTP/2 knobs come
+    # with HTTP/2).
+    "ADD_HTTPS_LISTENER": {**_HTTP_LISTENER, **_TLS_LISTENER, "active": _opt("bool", False)},
+    # A partial patch like UPDATE_HTTP_LISTENER; TLS changes apply to the next handshakes.
+    "UPDATE_HTTPS_LISTENER": {
+        **_HTTP_LISTENER_PATCH,
+        **{name: _opt(spec.kind, check=spec.check, fields=spec.fields)
+           for name, spec in _TLS_LISTENER.items()},
     },
     "REMOVE_LISTENER": {"address": _ADDRESS, "proxy": _PROXY},
     "ACTIVATE_LISTENER": {"address": _ADDRESS, "proxy": _PROXY, "from_scm": _opt("bool", False)},
@@ -686,6 +795,31 @@ REQUEST_SPECS: Final[dict[str, dict[str, FieldSpec]]] = {
     # cluster; the other fields are ignored.
     "ADD_HTTP_FRONTEND": _HTTP_FRONTEND,
     "REMOVE_HTTP_FRONTEND": _HTTP_FRONTEND,
+    "ADD_HTTPS_FRONTEND": _HTTPS_FRONTEND,
+    "REMOVE_HTTPS_FRONTEND": _HTTPS_FRONTEND,
+    # Certificates of an HTTPS listener, known by the hex SHA-256 of their DER.
+    "ADD_CERTIFICATE": {
+        "address": _ADDRESS,
+        "certificate": _req("object", fields=_CERTIFICATE_AND_KEY),
+        "expired_at": _opt("uint64"),
+    },
+    "REPLACE_CERTIFICATE": {
+        "address": _ADDRESS,
+        "new_certificate": _req("object", fields=_CERTIFICATE_AND_KEY),
+        "old_fingerprint": _req("str", check=check_fingerprint),
+        "new_expired_at": _opt("uint64"),
+    },
+    "REMOVE_CERTIFICATE": {
+        "address": _ADDRESS,
+        "fingerprint": _req("str", check=check_fingerprint),
+    },
+    # Sōzu's QueryCertificatesFilters: every certificate, those for a domain, or one.
+    "QUERY_CERTIFICATES_FROM_WORKERS": {
+        "filters": _opt("object", {"domain": None, "fingerprint": None}, fields={
+            "domain": _opt("str", check=normalise_hostname),
+            "fingerprint": _opt("str", check=check_fingerprint),
+        }),
+    },
     "SET_HEALTH_CHECK": {"cluster_id": _ID, "config": _req("object", fields=_HEALTH_CHECK)},
     "REMOVE_HEALTH_CHECK": {"cluster_id": _ID},
     "QUERY_HEALTH_CHECKS": {"cluster_id": _opt("str", nonempty=True)},

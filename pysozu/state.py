@@ -62,6 +62,7 @@ from pysozu.command import (
     normalise_hostname,
     parse_request,
 )
+from pysozu.protocols.certificates import CertificateError, parse_certificate
 
 __all__ = ["STATE_SEPARATOR", "ConfigState", "StateError"]
 
@@ -79,6 +80,7 @@ _PASSIVE: Final = frozenset(
         "QUERY_CLUSTER_BY_ID",
         "QUERY_CLUSTERS_HASHES",
         "QUERY_CLUSTERS_BY_DOMAIN",
+        "QUERY_CERTIFICATES_FROM_WORKERS",
         "QUERY_HEALTH_CHECKS",
         "QUERY_MAX_CONNECTIONS_PER_IP",
         "QUERY_METRICS",
@@ -91,9 +93,17 @@ _PASSIVE: Final = frozenset(
 )
 
 #: Listener protocol (``ListenerType``) -> request type that adds such a listener.
-_LISTENER_ADD: Final = {"HTTP": "ADD_HTTP_LISTENER", "TCP": "ADD_TCP_LISTENER"}
+_LISTENER_ADD: Final = {
+    "HTTP": "ADD_HTTP_LISTENER",
+    "HTTPS": "ADD_HTTPS_LISTENER",
+    "TCP": "ADD_TCP_LISTENER",
+}
 #: Listener protocol -> request type that patches such a listener in place.
-_LISTENER_UPDATE: Final = {"HTTP": "UPDATE_HTTP_LISTENER", "TCP": "UPDATE_TCP_LISTENER"}
+_LISTENER_UPDATE: Final = {
+    "HTTP": "UPDATE_HTTP_LISTENER",
+    "HTTPS": "UPDATE_HTTPS_LISTENER",
+    "TCP": "UPDATE_TCP_LISTENER",
+}
 #: Listener protocol -> fields its UPDATE request can change (``address`` and ``active`` can't).
 _LISTENER_UPDATABLE: Final = {
     "HTTP": (
@@ -112,6 +122,26 @@ _LISTENER_UPDATABLE: Final = {
     ),
     "TCP": ("public_address", "expect_proxy", "front_timeout", "back_timeout", "connect_timeout"),
 }
+_LISTENER_UPDATABLE["HTTPS"] = (
+    *_LISTENER_UPDATABLE["HTTP"],
+    "versions",
+    "cipher_list",
+    "cipher_suites",
+    "signature_algorithms",
+    "groups_list",
+    "certificate",
+    "certificate_chain",
+    "key",
+    "send_tls13_tickets",
+    "alpn_protocols",
+    "strict_sni_binding",
+    "disable_http11",
+    "hsts",
+)
+#: Fields an UPDATE cannot unset (None means "keep"): a listener that drops one is re-added.
+_UNSETTABLE: Final = ("public_address", "certificate", "key", "hsts")
+#: Frontend kinds with a routing rule: request suffix -> the state's table attribute.
+_RULE_FRONTENDS: Final = {"HTTP": "_http_frontends", "HTTPS": "_https_frontends"}
 
 #: An HTTP frontend's identity: address, host name, path kind, path value, method ("" for
 #: any) and position.  Every part is a string, so keys sort and hash canonically.
@@ -174,6 +204,9 @@ class ConfigState:
         self._listeners: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in _LISTENER_ADD}
         self._tcp_frontends: dict[str, dict[str, Any]] = {}
         self._http_frontends: dict[_HttpFrontendKey, dict[str, Any]] = {}
+        self._https_frontends: dict[_HttpFrontendKey, dict[str, Any]] = {}
+        #: HTTPS listener address -> fingerprint -> ADD_CERTIFICATE fields
+        self._certificates: dict[str, dict[str, dict[str, Any]]] = {}
         self._max_connections_per_ip = 0
         self._handlers: dict[str, tuple[Callable[[Request], None], Callable[[Request], bool]]] = {
             "ADD_CLUSTER": (self._check_nothing, self._add_cluster),
@@ -194,6 +227,16 @@ class ConfigState:
                 self._check_remove_http_frontend,
                 self._remove_http_frontend,
             ),
+            "ADD_HTTPS_LISTENER": (self._check_add_listener, self._add_listener),
+            "UPDATE_HTTPS_LISTENER": (self._check_update_listener, self._update_listener),
+            "ADD_HTTPS_FRONTEND": (self._check_add_http_frontend, self._add_http_frontend),
+            "REMOVE_HTTPS_FRONTEND": (
+                self._check_remove_http_frontend,
+                self._remove_http_frontend,
+            ),
+            "ADD_CERTIFICATE": (self._check_add_certificate, self._add_certificate),
+            "REPLACE_CERTIFICATE": (self._check_replace_certificate, self._replace_certificate),
+            "REMOVE_CERTIFICATE": (self._check_remove_certificate, self._remove_certificate),
             "SET_HEALTH_CHECK": (self._check_set_health_check, self._set_health_check),
             "REMOVE_HEALTH_CHECK": (self._check_remove_health_check, self._remove_health_check),
             "SET_MAX_CONNECTIONS_PER_IP": (
@@ -218,6 +261,8 @@ class ConfigState:
         other._listeners = copy.deepcopy(self._listeners)
         other._tcp_frontends = copy.deepcopy(self._tcp_frontends)
         other._http_frontends = copy.deepcopy(self._http_frontends)
+        other._https_frontends = copy.deepcopy(self._https_frontends)
+        other._certificates = copy.deepcopy(self._certificates)
         other._max_connections_per_ip = self._max_connections_per_ip
         return other
 
@@ -234,7 +279,9 @@ class ConfigState:
         return (
             f"<ConfigState clusters={len(self._clusters)} backends={backends} "
             f"listeners={listeners} tcp_frontends={len(self._tcp_frontends)} "
-            f"http_frontends={len(self._http_frontends)}>"
+            f"http_frontends={len(self._http_frontends)} "
+            f"https_frontends={len(self._https_frontends)} "
+            f"certificates={sum(len(c) for c in self._certificates.values())}>"
         )
 
     # ----------------------------------------------------------------------------------------
@@ -282,8 +329,9 @@ class ConfigState:
         self._backends.pop(cluster_id, None)
         for address in [a for a, f in self._tcp_frontends.items() if f["cluster_id"] == cluster_id]:
             del self._tcp_frontends[address]
-        for key in [k for k, f in self._http_frontends.items() if f["cluster_id"] == cluster_id]:
-            del self._http_frontends[key]
+        for table in (self._http_frontends, self._https_frontends):
+            for key in [k for k, f in table.items() if f["cluster_id"] == cluster_id]:
+                del table[key]
         return True
 
     def _check_add_backend(self, request: Request) -> None:
@@ -380,6 +428,7 @@ class ConfigState:
 
     def _remove_listener(self, request: Request) -> bool:
         del self._listeners[request["proxy"]][request["address"]]
+        self._certificates.pop(request["address"], None)  # they belonged to the listener
         return True
 
     def _set_active(self, request: Request, active: bool) -> bool:
@@ -418,33 +467,106 @@ class ConfigState:
         del self._tcp_frontends[request["address"]]
         return True
 
+    def _rule_table(self, request: Request) -> tuple[str, dict[_HttpFrontendKey, dict[str, Any]]]:
+        """The frontend kind (HTTP or HTTPS) of an ADD/REMOVE_HTTP(S)_FRONTEND and its table."""
+        kind = request.type.split("_", 1)[1].removesuffix("_FRONTEND")
+        table: dict[_HttpFrontendKey, dict[str, Any]] = getattr(self, _RULE_FRONTENDS[kind])
+        return kind, table
+
     def _check_add_http_frontend(self, request: Request) -> None:
+        kind, table = self._rule_table(request)
         cluster_id = request["cluster_id"]
         if cluster_id is not None:
             self._need_cluster(
-                cluster_id, f"ADD_HTTP_FRONTEND {_describe_http_frontend(request.fields)}"
+                cluster_id, f"ADD_{kind}_FRONTEND {_describe_http_frontend(request.fields)}"
             )
-        existing = self._http_frontends.get(_http_frontend_key(request.fields))
+        existing = table.get(_http_frontend_key(request.fields))
         if existing is not None:
             raise StateError(
-                f"HTTP frontend {_describe_http_frontend(request.fields)} already exists "
+                f"{kind} frontend {_describe_http_frontend(request.fields)} already exists "
                 f"({_owner(existing['cluster_id'])})"
             )
 
     def _add_http_frontend(self, request: Request) -> bool:
-        self._http_frontends[_http_frontend_key(request.fields)] = copy.deepcopy(request.fields)
+        _, table = self._rule_table(request)
+        table[_http_frontend_key(request.fields)] = copy.deepcopy(request.fields)
         return True
 
     def _check_remove_http_frontend(self, request: Request) -> None:
-        existing = self._http_frontends.get(_http_frontend_key(request.fields))
+        kind, table = self._rule_table(request)
+        existing = table.get(_http_frontend_key(request.fields))
         if existing is None or existing["cluster_id"] != request["cluster_id"]:
             raise StateError(
-                f"HTTP frontend {_describe_http_frontend(request.fields)} not found for "
+                f"{kind} frontend {_describe_http_frontend(request.fields)} not found for "
                 f"{_owner(request['cluster_id'])}"
             )
 
     def _remove_http_frontend(self, request: Request) -> bool:
-        del self._http_frontends[_http_frontend_key(request.fields)]
+        _, table = self._rule_table(request)
+        del table[_http_frontend_key(request.fields)]
+        return True
+
+    # -- certificates -------------------------------------------------------------------------
+    def _need_https_listener(self, address: str, what: str) -> None:
+        if address not in self._listeners["HTTPS"]:
+            raise StateError(f"HTTPS listener {address} not found ({what})")
+
+    @staticmethod
+    def _fingerprint(certificate: dict[str, Any], what: str) -> str:
+        try:
+            parsed = parse_certificate(
+                certificate["certificate"], certificate["key"],
+                certificate["certificate_chain"], certificate["names"],
+            )
+        except CertificateError as exc:
+            raise StateError(f"{what}: {exc}") from None
+        return parsed.fingerprint
+
+    def _check_add_certificate(self, request: Request) -> None:
+        address = request["address"]
+        self._need_https_listener(address, "ADD_CERTIFICATE")
+        fingerprint = self._fingerprint(request["certificate"], "ADD_CERTIFICATE")
+        if fingerprint in self._certificates.get(address, {}):
+            raise StateError(f"certificate {fingerprint} already exists on {address}")
+
+    def _add_certificate(self, request: Request) -> bool:
+        fingerprint = self._fingerprint(request["certificate"], "ADD_CERTIFICATE")
+        by_fingerprint = self._certificates.setdefault(request["address"], {})
+        by_fingerprint[fingerprint] = copy.deepcopy(request.fields)
+        return True
+
+    def _check_replace_certificate(self, request: Request) -> None:
+        address, old = request["address"], request["old_fingerprint"]
+        self._need_https_listener(address, "REPLACE_CERTIFICATE")
+        known = self._certificates.get(address, {})
+        if old not in known:
+            raise StateError(f"no certificate with fingerprint {old} on {address}")
+        new = self._fingerprint(request["new_certificate"], "REPLACE_CERTIFICATE")
+        if new != old and new in known:
+            raise StateError(f"the new certificate {new} already exists on {address}")
+
+    def _replace_certificate(self, request: Request) -> bool:
+        address = request["address"]
+        new = self._fingerprint(request["new_certificate"], "REPLACE_CERTIFICATE")
+        by_fingerprint = self._certificates[address]
+        del by_fingerprint[request["old_fingerprint"]]
+        by_fingerprint[new] = {
+            "address": address,
+            "certificate": copy.deepcopy(request["new_certificate"]),
+            "expired_at": request["new_expired_at"],
+        }
+        return True
+
+    def _check_remove_certificate(self, request: Request) -> None:
+        address, fingerprint = request["address"], request["fingerprint"]
+        if fingerprint not in self._certificates.get(address, {}):
+            raise StateError(f"no certificate with fingerprint {fingerprint} on {address}")
+
+    def _remove_certificate(self, request: Request) -> bool:
+        by_fingerprint = self._certificates[request["address"]]
+        del by_fingerprint[request["fingerprint"]]
+        if not by_fingerprint:
+            del self._certificates[request["address"]]
         return True
 
     def _check_set_health_check(self, request: Request) -> None:
@@ -496,7 +618,13 @@ class ConfigState:
             items.append(("SET_MAX_CONNECTIONS_PER_IP", {"limit": self._max_connections_per_ip}))
         items.extend(("ADD_CLUSTER", self._clusters[c]) for c in sorted(self._clusters))
         items.extend(("ADD_TCP_FRONTEND", f) for _, f in sorted(self._tcp_frontends.items()))
+        items.extend(
+            ("ADD_CERTIFICATE", self._certificates[address][fingerprint])
+            for address in sorted(self._certificates)
+            for fingerprint in sorted(self._certificates[address])
+        )
         items.extend(("ADD_HTTP_FRONTEND", f) for _, f in sorted(self._http_frontends.items()))
+        items.extend(("ADD_HTTPS_FRONTEND", f) for _, f in sorted(self._https_frontends.items()))
         for cluster_id in sorted(self._backends):
             items.extend(("ADD_BACKEND", backend) for backend in self._backends[cluster_id])
         items.extend(
@@ -528,6 +656,25 @@ class ConfigState:
         for key, http_front in sorted(self._http_frontends.items()):
             if other._http_frontends.get(key) != http_front:
                 removals.append(("REMOVE_HTTP_FRONTEND", http_front))
+        for key, http_front in sorted(self._https_frontends.items()):
+            if other._https_frontends.get(key) != http_front:
+                removals.append(("REMOVE_HTTPS_FRONTEND", http_front))
+        # certificates of listeners that stay; those of a removed listener go with it
+        replaced_listeners = {
+            address
+            for address, old in self._listeners["HTTPS"].items()
+            if (new := other._listeners["HTTPS"].get(address)) is None
+            or _update_cannot_express(old, new)
+        }
+        for address, mine_certs in sorted(self._certificates.items()):
+            if address in replaced_listeners:
+                continue
+            theirs_certs = other._certificates.get(address, {})
+            removals.extend(
+                ("REMOVE_CERTIFICATE", {"address": address, "fingerprint": fingerprint})
+                for fingerprint in sorted(mine_certs)
+                if theirs_certs.get(fingerprint) != mine_certs[fingerprint]
+            )
         for cluster_id, backends in sorted(self._backends.items()):
             theirs = {_backend_key(b) for b in other._backends.get(cluster_id, ())}
             removals.extend(
@@ -585,9 +732,21 @@ class ConfigState:
         for address, front in sorted(other._tcp_frontends.items()):
             if self._tcp_frontends.get(address) != front:
                 additions.append(("ADD_TCP_FRONTEND", front))
+        for address, theirs_certs in sorted(other._certificates.items()):
+            mine_certs = (
+                {} if address in replaced_listeners else self._certificates.get(address, {})
+            )
+            additions.extend(
+                ("ADD_CERTIFICATE", theirs_certs[fingerprint])
+                for fingerprint in sorted(theirs_certs)
+                if mine_certs.get(fingerprint) != theirs_certs[fingerprint]
+            )
         for key, http_front in sorted(other._http_frontends.items()):
             if self._http_frontends.get(key) != http_front:
                 additions.append(("ADD_HTTP_FRONTEND", http_front))
+        for key, http_front in sorted(other._https_frontends.items()):
+            if self._https_frontends.get(key) != http_front:
+                additions.append(("ADD_HTTPS_FRONTEND", http_front))
         for cluster_id, backends in sorted(other._backends.items()):
             mine_by_key = {_backend_key(b): b for b in self._backends.get(cluster_id, ())}
             additions.extend(
@@ -656,6 +815,8 @@ class ConfigState:
             "listeners": self._listeners,
             "tcp_frontends": self._tcp_frontends,
             "http_frontends": [f for _, f in sorted(self._http_frontends.items())],
+            "https_frontends": [f for _, f in sorted(self._https_frontends.items())],
+            "certificates": self._certificates,
             "max_connections_per_ip": self._max_connections_per_ip,
         }
 
@@ -678,6 +839,9 @@ class ConfigState:
             "configuration": self._clusters[cluster_id],
             "http_frontends": [
                 f for _, f in sorted(self._http_frontends.items()) if f["cluster_id"] == cluster_id
+            ],
+            "https_frontends": [
+                f for _, f in sorted(self._https_frontends.items()) if f["cluster_id"] == cluster_id
             ],
             "tcp_frontends": [
                 f for _, f in sorted(self._tcp_frontends.items()) if f["cluster_id"] == cluster_id
@@ -706,7 +870,7 @@ class ConfigState:
             raise StateError(f"hostname: {exc}") from None
         cluster_ids = {
             f["cluster_id"]
-            for f in self._http_frontends.values()
+            for f in (*self._http_frontends.values(), *self._https_frontends.values())
             if f["cluster_id"] is not None
             and f["hostname"] == host
             and (path is None or f["path"]["value"] == path)
@@ -760,6 +924,23 @@ class ConfigState:
         return copy.deepcopy(self._listeners["HTTP"])
 
     @property
+    def https_listeners(self) -> dict[str, dict[str, Any]]:
+        """Address -> ADD_HTTPS_LISTENER fields, ``active`` included (a copy)."""
+        return copy.deepcopy(self._listeners["HTTPS"])
+
+    @property
+    def https_frontends(self) -> list[dict[str, Any]]:
+        """ADD_HTTPS_FRONTEND fields of every HTTPS frontend, sorted by rule (a copy)."""
+        return [copy.deepcopy(f) for _, f in sorted(self._https_frontends.items())]
+
+    def certificates(self, address: str | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+        """Listener address -> fingerprint -> ADD_CERTIFICATE fields (a copy; one listener's
+        when ``address`` is given)."""
+        return copy.deepcopy({
+            a: certs for a, certs in sorted(self._certificates.items()) if address in (None, a)
+        })
+
+    @property
     def http_frontends(self) -> list[dict[str, Any]]:
         """ADD_HTTP_FRONTEND fields of every HTTP frontend, sorted by rule (a copy)."""
         return [copy.deepcopy(f) for _, f in sorted(self._http_frontends.items())]
@@ -767,9 +948,11 @@ class ConfigState:
 
 def _update_cannot_express(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether turning listener ``old`` into ``new`` needs remove + add: an UPDATE cannot
-    unset ``public_address`` (None means "keep") nor drop an answer template (it merges)."""
-    if old["public_address"] is not None and new["public_address"] is None:
-        return True
+    unset ``public_address``, an HTTPS listener's default certificate or its ``hsts`` (None
+    means "keep") nor drop an answer template (it merges)."""
+    for name in _UNSETTABLE:
+        if old.get(name) is not None and new.get(name) is None:
+            return True
     old_answers = old.get("answers")
     return old_answers is not None and not old_answers.keys() <= new["answers"].keys()
 

@@ -19,6 +19,8 @@ frontend, a cluster or deactivating a listener only affects new connections.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import logging
 import re
 import socket
@@ -30,12 +32,19 @@ from pysozu.parser import Limits
 from pysozu.protocols.access_log import AccessLogger
 from pysozu.protocols.answers import AnswerError, Answers, Template, load_template_source
 from pysozu.protocols.backends import Backend
+from pysozu.protocols.certificates import (
+    Certificate,
+    CertificateError,
+    covers,
+    parse_certificate,
+)
 from pysozu.protocols.health_check import HealthCheckConfig, HealthChecker
 from pysozu.protocols.http import HeaderEdit, HttpCluster, HttpListenerConfig, HttpProxy, HttpRoute
-from pysozu.protocols.http_rules import REDIRECT_STATUS
+from pysozu.protocols.http_rules import REDIRECT_STATUS, Hsts
 from pysozu.protocols.rewrite import Rewrites
 from pysozu.protocols.router import Frontend, PathRule, PathRuleKind, RulePosition
 from pysozu.protocols.tcp import TcpListenerConfig, TcpProxy
+from pysozu.protocols.tls import ListenerTls, TlsSettings
 from pysozu.protocols.upstream import Upstreams
 from pysozu.reactor.metrics import StatsdDrain
 from pysozu.reactor.server import Reply, Server
@@ -108,6 +117,14 @@ class Worker:
             "UPDATE_HTTP_LISTENER": self._update_http_listener,
             "ADD_HTTP_FRONTEND": self._add_http_frontend,
             "REMOVE_HTTP_FRONTEND": self._remove_http_frontend,
+            "ADD_HTTPS_LISTENER": self._add_https_listener,
+            "UPDATE_HTTPS_LISTENER": self._update_https_listener,
+            "ADD_HTTPS_FRONTEND": self._add_http_frontend,
+            "REMOVE_HTTPS_FRONTEND": self._remove_http_frontend,
+            "ADD_CERTIFICATE": self._add_certificate,
+            "REPLACE_CERTIFICATE": self._replace_certificate,
+            "REMOVE_CERTIFICATE": self._remove_certificate,
+            "QUERY_CERTIFICATES_FROM_WORKERS": self._query_certificates,
             "QUERY_CLUSTERS_BY_DOMAIN": self._query_by_domain,
             "QUERY_METRICS": self._query_metrics,
             "CONFIGURE_METRICS": self._configure_metrics,
@@ -207,7 +224,8 @@ class Worker:
             return
         try:
             answer = handler(request, reply)
-        except (StateError, CommandError, KeyError, ValueError, AnswerError) as e:
+        except (StateError, CommandError, KeyError, ValueError, AnswerError,
+                CertificateError) as e:
             message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
             reply(failure(request.id, str(message)))
             return
@@ -390,22 +408,27 @@ class Worker:
             if isinstance(listener.config, HttpListenerConfig)
         ]
 
-    def _http_listener(self, address: str) -> HttpListenerConfig:
+    def _http_listener(self, address: str, kind: str = "HTTP") -> HttpListenerConfig:
+        """The listener at ``address``, which must be ``kind`` (HTTP or HTTPS)."""
         listener = self.server.listeners.get(address)
-        if listener is None or not isinstance(listener.config, HttpListenerConfig):
-            raise KeyError(f"no HTTP listener on {address}")
-        return listener.config
+        config = listener.config if listener is not None else None
+        if not isinstance(config, HttpListenerConfig) or config.scheme != kind.lower():
+            raise KeyError(f"no {kind} listener on {address}")
+        return config
 
     def _add_http_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
-        f = request.fields
+        return self._add_listener(request, self.http, self._http_config(request.fields))
+
+    def _http_config(self, f: dict[str, Any]) -> HttpListenerConfig:
+        """The listener configuration of an ADD_HTTP(S)_LISTENER's HTTP fields."""
         address = f["address"]
         sources = {k: load_template_source(v) for k, v in f["answers"].items() if v}
         answers = Answers(sources)
         for cluster_id, templates in self._cluster_answers.items():
             answers.set_cluster(cluster_id, templates)
         buffer_size = self.config.buffer_size
-        config = HttpListenerConfig(
+        return HttpListenerConfig(
             address=address,
             public_address=f.get("public_address"),
             expect_proxy=f["expect_proxy"],
@@ -423,11 +446,127 @@ class Worker:
             limits=Limits(max_head=min(buffer_size - 1, 16384)),
             max_body_size=f["max_body_size"],
         )
+
+    # -- HTTPS --------------------------------------------------------------------------------
+    def _add_https_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        f = request.fields
+        config = self._http_config(f)
+        config.tls = tls = ListenerTls(_tls_settings(f))
+        config.strict_sni_binding = f["strict_sni_binding"]
+        config.hsts = Hsts.from_fields(f["hsts"]) if f["hsts"] else None
+        if f["certificate"] or f["key"]:
+            _set_default_certificate(tls, f["certificate"], f["key"], f["certificate_chain"])
         return self._add_listener(request, self.http, config)
 
-    def _update_http_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
+    def _update_https_listener(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
-        config = self._http_listener(request["address"])
+        address = request["address"]
+        config = self._http_listener(address, "HTTPS")
+        tls = config.tls
+        assert tls is not None
+        f = request.fields
+        # what the listener has now, with the patch over it: everything that can refuse is
+        # checked before anything changes
+        merged = {**self.state.https_listeners[address],
+                  **{k: v for k, v in f.items() if v is not None}}
+        tls_changed = any(f[name] is not None for name in _TLS_SETTING_FIELDS)
+        settings = _tls_settings(merged) if tls_changed else None
+        certificate_changed = any(
+            f[name] is not None for name in ("certificate", "key", "certificate_chain"))
+        default = None
+        if certificate_changed:
+            default = _parse_certificate(merged["certificate"], merged["key"],
+                                         merged["certificate_chain"], None)
+            tls.check(default, settings)
+        hsts = Hsts.from_fields(f["hsts"]) if f["hsts"] is not None else None
+        self._update_http_listener(request, reply, config)  # HTTP fields; applies the state
+        if settings is not None:
+            tls.set_settings(settings)
+        if default is not None:
+            old = tls.resolver.default
+            if old is not None and old != default.fingerprint:
+                tls.resolver.remove(old)
+            tls.resolver.add(default)
+            tls.resolver.default = default.fingerprint
+        if f["strict_sni_binding"] is not None:
+            config.strict_sni_binding = f["strict_sni_binding"]
+        if hsts is not None:
+            config.hsts = hsts
+        return ok(request.id)
+
+    def _certificates_of(self, address: str) -> ListenerTls:
+        tls = self._http_listener(address, "HTTPS").tls
+        assert tls is not None
+        return tls
+
+    def _add_certificate(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        f = request.fields
+        tls = self._certificates_of(f["address"])
+        certificate = _certificate_from(f["certificate"], f["expired_at"])
+        tls.check(certificate)  # refused by OpenSSL: FAILURE, nothing changed
+        tls.resolver.add(certificate)
+        self.state.apply(request)
+        return ok(request.id, "", {"fingerprint": certificate.fingerprint})
+
+    def _replace_certificate(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        f = request.fields
+        tls = self._certificates_of(f["address"])
+        certificate = _certificate_from(f["new_certificate"], f["new_expired_at"])
+        tls.check(certificate)
+        tls.resolver.replace(f["old_fingerprint"], certificate)
+        self.state.apply(request)
+        return ok(request.id, "", {"fingerprint": certificate.fingerprint})
+
+    def _remove_certificate(self, request: Request, reply: Reply) -> dict[str, Any]:
+        self._checked(request)
+        f = request.fields
+        self._certificates_of(f["address"]).resolver.remove(f["fingerprint"])
+        self.state.apply(request)
+        return ok(request.id)
+
+    def _query_certificates(self, request: Request, reply: Reply) -> dict[str, Any]:
+        """Sōzu's QueryCertificatesFromWorkers: per HTTPS listener, the certificates (all,
+        those serving ``domain``, or the one with ``fingerprint``, PEM included)."""
+        filters = request["filters"]
+        domain, fingerprint = filters["domain"], filters["fingerprint"]
+        content: dict[str, list[dict[str, Any]]] = {}
+        for address, listener in sorted(self.server.listeners.items()):
+            config = listener.config
+            if not isinstance(config, HttpListenerConfig) or config.tls is None:
+                continue
+            resolver = config.tls.resolver
+            found = []
+            for certificate in resolver:
+                if fingerprint is not None and certificate.fingerprint != fingerprint:
+                    continue
+                if domain is not None and not covers(certificate, domain):
+                    continue
+                entry: dict[str, Any] = {
+                    "fingerprint": certificate.fingerprint,
+                    "names": list(certificate.names),
+                    "subject_names": list(certificate.subject_names),
+                    "expired_at": int(certificate.not_after.timestamp()),
+                    "default": certificate.fingerprint == resolver.default,
+                }
+                if fingerprint is not None:
+                    entry["certificate"] = certificate.certificate_pem
+                    entry["certificate_chain"] = list(certificate.chain_pem)
+                found.append(entry)
+            if found:
+                content[address] = sorted(found, key=lambda e: e["fingerprint"])
+        if fingerprint is not None and not content:
+            return failure(request.id, f"no certificate with fingerprint {fingerprint}")
+        return ok(request.id, "", {"certificates": content})
+
+    def _update_http_listener(
+        self, request: Request, reply: Reply, config: HttpListenerConfig | None = None
+    ) -> dict[str, Any]:
+        if config is None:
+            self._checked(request)
+            config = self._http_listener(request["address"])
         f = request.fields
         # everything that can refuse the request runs before anything changes, so a FAILURE
         # leaves the listener exactly as the state describes it
@@ -486,14 +625,17 @@ class Worker:
 
     def _add_http_frontend(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
-        config = self._http_listener(request["address"])
-        config.router.add(self._http_frontend(request))
+        config = self._http_listener(request["address"], _frontend_kind(request))
+        frontend = self._http_frontend(request)
+        if request.fields.get("hsts"):
+            frontend.route.hsts = Hsts.from_fields(request["hsts"])
+        config.router.add(frontend)
         self.state.apply(request)
         return ok(request.id)
 
     def _remove_http_frontend(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
-        config = self._http_listener(request["address"])
+        config = self._http_listener(request["address"], _frontend_kind(request))
         config.router.remove(self._http_frontend(request, compile_rules=False))
         self.state.apply(request)
         return ok(request.id)
@@ -593,7 +735,7 @@ class Worker:
 
     def _list_listeners(self, request: Request, reply: Reply) -> dict[str, Any]:
         content = self.state.list_listeners()
-        for kind in ("tcp_listeners", "http_listeners"):
+        for kind in ("tcp_listeners", "http_listeners", "https_listeners"):
             for address, listener_config in content.get(kind, {}).items():
                 listener = self.server.listeners.get(address)
                 if listener is not None and listener.bound_address is not None:
@@ -601,6 +743,51 @@ class Worker:
                         listener_config, bound_address=listener.bound_address
                     )
         return ok(request.id, "", content)
+
+
+#: UPDATE_HTTPS_LISTENER fields that make new TLS settings
+_TLS_SETTING_FIELDS = ("versions", "cipher_list", "cipher_suites", "signature_algorithms",
+                       "groups_list", "send_tls13_tickets", "alpn_protocols", "disable_http11")
+
+
+def _frontend_kind(request: Request) -> str:
+    return "HTTPS" if "HTTPS" in request.type else "HTTP"
+
+
+def _tls_settings(fields: dict[str, Any]) -> TlsSettings:
+    """An HTTPS listener's TLS settings; ``ValueError`` (a FAILURE) names what is refused."""
+    if fields.get("disable_http11"):
+        raise ValueError("disable_http11 leaves no protocol to serve: HTTP/2 ('h2') is not "
+                         "served yet")
+    return TlsSettings.from_fields(fields)
+
+
+def _parse_certificate(
+    certificate: str | None, key: str | None, chain: list[str] | None, names: list[str] | None
+) -> Certificate:
+    if not certificate or not key:
+        raise ValueError("a default certificate needs both 'certificate' and 'key'")
+    return parse_certificate(certificate, key, chain or (), names or ())
+
+
+def _certificate_from(fields: dict[str, Any], expired_at: int | None) -> Certificate:
+    """A ``CertificateAndKey`` parsed and checked; ``expired_at`` (Unix time) replaces the
+    certificate's own end of validity in the choice among certificates for a name."""
+    certificate = _parse_certificate(fields["certificate"], fields["key"],
+                                     fields["certificate_chain"], fields["names"])
+    if expired_at is not None:
+        certificate = dataclasses.replace(
+            certificate, not_after=datetime.datetime.fromtimestamp(expired_at, datetime.UTC))
+    return certificate
+
+
+def _set_default_certificate(
+    tls: ListenerTls, certificate: str | None, key: str | None, chain: list[str]
+) -> None:
+    default = _parse_certificate(certificate, key, chain, None)
+    tls.check(default)  # OpenSSL refuses it now rather than at a handshake
+    tls.resolver.add(default)
+    tls.resolver.default = default.fingerprint
 
 
 def _patch(config: Any, fields: dict[str, Any], names: tuple[str, ...]) -> None:

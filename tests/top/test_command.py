@@ -450,6 +450,15 @@ def test_every_request_type_is_covered_by_the_defaults_table() -> None:
         "QUERY_HEALTH_CHECKS",
         "SET_MAX_CONNECTIONS_PER_IP",
         "QUERY_MAX_CONNECTIONS_PER_IP",
+        # HTTPS and certificates: their defaults are in test_command_https.py
+        "ADD_HTTPS_LISTENER",
+        "UPDATE_HTTPS_LISTENER",
+        "ADD_HTTPS_FRONTEND",
+        "REMOVE_HTTPS_FRONTEND",
+        "ADD_CERTIFICATE",
+        "REPLACE_CERTIFICATE",
+        "REMOVE_CERTIFICATE",
+        "QUERY_CERTIFICATES_FROM_WORKERS",
     }
     assert set(REQUEST_SPECS) == covered
 

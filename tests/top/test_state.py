@@ -100,8 +100,8 @@ CHECK_ERRORS: list[tuple[str, list[Request], Request, str]] = [
     ("remove frontend of another cluster", [cluster("a"), cluster("b"), frontend("a")],
      req("REMOVE_TCP_FRONTEND", cluster_id="b", address=L1),
      "TCP frontend 127.0.0.1:8080 not found for cluster 'b'"),
-    ("unhandled type", [], Request("t", "ADD_HTTPS_LISTENER", {}),
-     "request type 'ADD_HTTPS_LISTENER' is not handled by ConfigState"),
+    ("unhandled type", [], Request("t", "UPGRADE_MAIN", {}),
+     "request type 'UPGRADE_MAIN' is not handled by ConfigState"),
 ]  # fmt: skip
 
 
@@ -288,7 +288,8 @@ def test_generate_requests_order_and_ids() -> None:
 def test_query_cluster_and_list_listeners() -> None:
     state = populated()
     info = state.query_cluster("app")
-    assert set(info) == {"configuration", "http_frontends", "tcp_frontends", "backends"}
+    assert set(info) == {"configuration", "http_frontends", "https_frontends", "tcp_frontends",
+                         "backends"}
     assert info["http_frontends"] == []
     assert info["configuration"]["load_balancing"] == "RANDOM"
     assert info["tcp_frontends"] == [{"cluster_id": "app", "address": L1, "tags": {"owner": "me"}}]
@@ -298,12 +299,13 @@ def test_query_cluster_and_list_listeners() -> None:
         state.query_cluster("nope")
 
     listeners = state.list_listeners()
-    assert list(listeners) == ["http_listeners", "tcp_listeners"]
+    assert list(listeners) == ["http_listeners", "https_listeners", "tcp_listeners"]
     assert listeners["http_listeners"] == {}
     assert listeners["tcp_listeners"][L1]["active"] is True
     assert listeners["tcp_listeners"][L2]["expect_proxy"] is True
     assert listeners["tcp_listeners"][L2]["front_timeout"] == 5
-    assert ConfigState().list_listeners() == {"http_listeners": {}, "tcp_listeners": {}}
+    assert ConfigState().list_listeners() == {"http_listeners": {}, "https_listeners": {},
+                                              "tcp_listeners": {}}
 
 
 def test_accessors_return_copies() -> None:

@@ -301,7 +301,7 @@ def test_max_connections_per_ip() -> None:
 def test_list_listeners_and_query_cluster() -> None:
     state = populated()
     listeners = state.list_listeners()
-    assert list(listeners) == ["http_listeners", "tcp_listeners"]
+    assert list(listeners) == ["http_listeners", "https_listeners", "tcp_listeners"]
     assert list(listeners["http_listeners"]) == sorted([H1, H2])
     assert listeners["http_listeners"][H1]["answers"] == {"503": "busy"}
     assert listeners["http_listeners"][H1]["active"] is True
@@ -309,7 +309,8 @@ def test_list_listeners_and_query_cluster() -> None:
     assert list(listeners["tcp_listeners"]) == [T1]
 
     info = state.query_cluster("api")
-    assert list(info) == ["configuration", "http_frontends", "tcp_frontends", "backends"]
+    assert list(info) == ["configuration", "http_frontends", "https_frontends", "tcp_frontends",
+                          "backends"]
     assert [(f["hostname"], f["path"]["value"]) for f in info["http_frontends"]] == [
         ("example.com", "/api"),  # sorted by rule: 0.0.0.0:80 comes before [::]:8080
         ("*.example.com", "^/v[0-9]+/"),
