@@ -98,8 +98,9 @@ def redirect_location(
 ) -> str:
     """The Location of a redirect: ``scheme://host[:port]path``.
 
-    ``forced_port`` (a frontend's ``rewrite_port``) wins over every other port; otherwise an
-    https target takes ``https_port`` and a scheme change drops the listener's port.
+    ``forced_port`` (a frontend's ``rewrite_port``) wins over every other port; otherwise a
+    redirect from http to https takes ``https_port`` and a scheme change drops the
+    listener's port.
     """
     if scheme_policy == "USE_HTTPS":
         scheme = "https"
@@ -109,8 +110,8 @@ def redirect_location(
         scheme = listener_scheme
     if forced_port is not None:
         port = forced_port
-    elif scheme == "https" and https_port is not None:
-        port = https_port
+    elif scheme == "https" and https_port is not None and listener_scheme != "https":
+        port = https_port  # the HTTPS listener's port, for a client coming from http
     elif scheme != listener_scheme:
         port = None  # the listener's port means nothing for the other scheme
     default = 443 if scheme == "https" else 80

@@ -206,7 +206,8 @@ def _configure(context: SSL.Context, settings: TlsSettings) -> None:
             for protocol in offered:  # the server's order of preference, as Sōzu
                 if protocol in protocols:
                     return protocol
-            return SSL.NO_OVERLAPPING_PROTOCOLS  # type: ignore[return-value]
+            # none spoken here: a fatal no_application_protocol alert (RFC 7301 §3.2)
+            return b""
 
         context.set_alpn_select_callback(select)
 
