@@ -1,8 +1,8 @@
 """TLS termination as a session state: contexts, the TLS socket handler, the handshake.
 
 Sōzu's ``lib/src/protocol/rustls.rs`` (``TlsHandshake``) and ``lib/src/tls.rs``, over
-pyOpenSSL. Not yet wired to HTTPS listeners (issue 5): a listener handler can already chain
-``TlsHandshake`` before its own state.
+pyOpenSSL. HTTPS listeners (``protocols/http.py``) start their sessions here; a custom
+listener handler can chain ``TlsHandshake`` before its own state the same way.
 
 Theory of operation
 -------------------
@@ -21,6 +21,13 @@ the session's frontend handler by a :class:`TlsSocketHandler` and upgrades to th
 (given as a factory). A ClientHello that is not TLS, a protocol the settings refuse, or a
 client that leaves mid-handshake closes the session and counts ``tls.handshake.errors``; the
 handshake is bounded by a timeout.
+
+**Listeners.** :class:`ListenerTls` bundles an HTTPS listener's settings, its
+:class:`~pysozu.protocols.certificates.CertificateResolver` and the base context; new
+settings make a new base context and drop the per-certificate ones, so they apply to the
+next handshakes only. :meth:`TlsSettings.from_fields` maps Sōzu's names (versions, rustls
+suite names) to OpenSSL's and refuses, one by one, the names OpenSSL would not use. A
+successful handshake records its time, version, cipher, ALPN and resumption in metrics.
 
 **Reads.** :meth:`TlsSocketHandler.socket_read` keeps reading until the caller's buffer is
 full or OpenSSL wants more bytes from the socket. A short read therefore still means "the
