@@ -593,3 +593,72 @@ def test_access_log_records_tls_fields(tmp_path, ca, make_http_backend):
     assert record["protocol"] == "HTTPS" and record["path"] == "/logged"
     assert record["tls_version"] == "TLSv1.3" and record["tls_sni"] == HOST
     assert record["tls_alpn"] == "http/1.1" and record["tls_cipher"].startswith("TLS_")
+
+
+def test_connection_close_ends_with_close_notify(proxy, ca, make_http_backend):
+    backend = make_http_backend()
+    address, _ = https_app(proxy, ca, backend)
+    host, port = address.rsplit(":", 1)
+    raw = socket.create_connection((host, int(port)), timeout=WAIT)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_context(ca).wrap_bio(incoming, outgoing, server_hostname=HOST)
+
+    def pump() -> bool:
+        if outgoing.pending:
+            raw.sendall(outgoing.read())
+        data = raw.recv(65536)
+        if data:
+            incoming.write(data)
+        else:
+            incoming.write_eof()
+        return bool(data)
+
+    try:
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                assert pump(), "closed during the handshake"
+        obj.write(f"GET /bye HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+        raw.sendall(outgoing.read())
+        received = b""
+        while True:  # a bare TCP EOF would raise SSLEOFError here
+            try:
+                data = obj.read(65536)
+            except ssl.SSLWantReadError:
+                pump()
+                continue
+            if not data:
+                break  # close_notify
+            received += data
+        assert received.endswith(b"backend GET /bye")
+        assert obj.get_channel_binding() is not None  # still a sane TLS object
+    finally:
+        raw.close()
+
+
+def test_soft_stop_finishes_https_requests(proxy, ca, make_http_backend):
+    import http.client
+    import threading
+
+    backend = make_http_backend()
+    address, _ = https_app(proxy, ca, backend)
+    backend.release.clear()
+    sock = tls_connect(address, HOST, client_context(ca))
+    results: list[bytes] = []
+    try:
+        conn = http.client.HTTPConnection(HOST, timeout=WAIT)
+        conn.sock = sock
+        conn.request("GET", "/hold", headers={"Host": HOST})
+        assert backend.arrived.wait(WAIT)
+        stop_id = proxy.channel.send({"type": "SOFT_STOP"})
+        assert proxy.channel.read_response(stop_id)["status"] == "PROCESSING"
+        thread = threading.Thread(target=lambda: results.append(conn.getresponse().read()))
+        thread.start()
+        backend.release.set()
+        thread.join(WAIT)
+        assert proxy.channel.read_response(stop_id, timeout=WAIT)["status"] == "OK"
+    finally:
+        sock.close()
+    assert results and results[0].startswith(b"backend GET /hold")
