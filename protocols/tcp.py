@@ -9,7 +9,12 @@ without a frontend or a buffer the client is closed at once.
 
 A ``TcpSession`` walks forward through its states::
 
-    [ExpectProxyProtocol | RelayProxyProtocol] -> [SendProxyProtocol] -> Pipe
+    [ExpectProxyProtocol | RelayProxyProtocol] -> [SniPeek] -> [SendProxyProtocol] -> Pipe
+
+``SniPeek`` (see ``protocols/sni.py``) runs only on a listener address that has frontends
+with a ``hostname`` (SNI passthrough, beyond Sōzu): the cluster is then chosen from the
+ClientHello's server name, before any backend is contacted. A listener whose frontends
+have no host name starts exactly as in Sōzu, with its one cluster known at accept.
 
 and, beside them, owns the backend connection, which states only use:
 
@@ -50,6 +55,7 @@ from .backends import Backend, NoAvailableBackend
 from .pipe import Pipe
 from .proxy_protocol import build_v2
 from .proxy_protocol_states import ExpectProxyProtocol, RelayProxyProtocol, SendProxyProtocol
+from .sni import SNI_ERRORS, SniPeek, SniRoutes
 from .upstream import NO_RESOURCES, Upstreams
 
 log = logging.getLogger("pysozu.tcp")
@@ -99,12 +105,15 @@ class TcpSession(StateMachineSession):
         cluster_id: str,
         to_back: bytearray,
         to_front: bytearray,
+        routed: bool = True,
     ) -> None:
         super().__init__(server, sock, peer, listener)
         config: TcpListenerConfig = listener.config
         self.proxy = proxy
         self.config = config
+        #: "" until ``SniPeek`` routes a session of an SNI listener (``routed`` is False)
         self.cluster_id = cluster_id
+        self.routed = routed
         self.client_address: Any = peer
         self.proxy_header: Any = None
         self.to_back = to_back
@@ -153,6 +162,12 @@ class TcpSession(StateMachineSession):
 
     # -- state chain --------------------------------------------------------------------------
     def first_state(self) -> SessionState | None:
+        if not self.routed:
+            # SNI passthrough: the cluster (hence its PROXY mode) is not known yet. Keep an
+            # expected header in the buffer; ``route`` drops it unless the cluster relays it.
+            if self.config.expect_proxy:
+                return ExpectProxyProtocol(self, keep_header=True)
+            return self.next_state(None)
         cluster = self.proxy.clusters.get(self.cluster_id)
         mode = cluster.proxy_protocol if cluster is not None else None
         if self.config.expect_proxy:
@@ -165,6 +180,9 @@ class TcpSession(StateMachineSession):
 
     def next_state(self, current: SessionState | None) -> SessionState | None:
         """The state after ``current`` (None: the session just started without a header)."""
+        if not self.routed:
+            header = self.proxy_header
+            return SniPeek(self, header.length if header is not None else 0)
         cluster = self.proxy.clusters.get(self.cluster_id)
         mode = cluster.proxy_protocol if cluster is not None else None
         if not isinstance(current, SendProxyProtocol):
@@ -192,6 +210,17 @@ class TcpSession(StateMachineSession):
         )
         self.to_back_mv.release()
         return pipe
+
+    def route(self, cluster_id: str) -> None:
+        """SNI passthrough chose ``cluster_id``: the buffered bytes (hello, and the PROXY
+        header if the cluster relays it) are the first ones the backend will get."""
+        self.cluster_id = cluster_id
+        self.routed = True
+        header = self.proxy_header
+        if header is not None:
+            cluster = self.proxy.clusters.get(cluster_id)
+            relay = cluster is not None and cluster.proxy_protocol == "RELAY_HEADER"
+            self.to_back_start = 0 if relay else header.length
 
     def _proxy_header_v2(self) -> bytes:
         header = self.proxy_header
@@ -328,6 +357,8 @@ class TcpSession(StateMachineSession):
     def _front_timed_out(self) -> None:
         if self.alive:
             self.server.metrics.incr(m.FRONT_TIMEOUT)
+            if isinstance(self.state, SniPeek):
+                self.server.metrics.incr(SNI_ERRORS)  # no complete ClientHello in time
             self.server.kill_session(self)
 
     def _back_timed_out(self) -> None:
@@ -371,8 +402,12 @@ class TcpProxy:
         #: the backends of every cluster (shared with the HTTP proxy through ``upstreams``)
         self.backends = self.upstreams.backends
         self.clusters: dict[str, TcpCluster] = {}
-        #: listener address -> cluster id (one cluster per TCP listener, as in Sōzu)
+        #: listener address -> cluster id of its frontend without host name (one cluster per
+        #: TCP listener, as in Sōzu; with SNI routes, the default route)
         self.frontends: dict[str, str] = {}
+        #: listener address -> its host name routes (SNI passthrough); only addresses with
+        #: at least one frontend with a host name are here
+        self.sni_routes: dict[str, SniRoutes] = {}
         #: listener address -> first state of a custom protocol (``Worker.set_listener_handler``)
         self.handlers: dict[str, StateFactory] = {}
 
@@ -386,9 +421,13 @@ class TcpProxy:
             if custom.state is not None:
                 server.metrics.gauge_add(f"protocol.{custom.state.NAME}", 1)
             return custom
-        cluster_id = self.frontends.get(listener.address)
-        if cluster_id is None:
-            return None
+        routed = listener.address not in self.sni_routes
+        if routed:
+            cluster_id = self.frontends.get(listener.address)
+            if cluster_id is None:
+                return None
+        else:
+            cluster_id = ""  # SniPeek picks it from the ClientHello
         pool = server.pool
         to_back = pool.checkout()
         to_front = pool.checkout() if to_back is not None else None
@@ -401,7 +440,9 @@ class TcpProxy:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        session = TcpSession(self, server, sock, peer, listener, cluster_id, to_back, to_front)
+        session = TcpSession(
+            self, server, sock, peer, listener, cluster_id, to_back, to_front, routed
+        )
         state = session.first_state()
         if state is None:
             session.alive = False
@@ -419,3 +460,36 @@ class TcpProxy:
         self.clusters.pop(cluster_id, None)
         for address in [a for a, c in self.frontends.items() if c == cluster_id]:
             del self.frontends[address]
+        for address, routes in list(self.sni_routes.items()):
+            routes.remove_cluster(cluster_id)
+            if not routes:
+                del self.sni_routes[address]
+
+    def add_frontend(self, address: str, cluster_id: str, hostname: str | None = None) -> None:
+        """Serve ``address`` with ``cluster_id``; with a ``hostname``, only connections whose
+        TLS server name matches it (SNI passthrough). Applies to new connections."""
+        if hostname:
+            self.sni_routes.setdefault(address, SniRoutes()).add(hostname, cluster_id)
+        else:
+            self.frontends[address] = cluster_id
+
+    def remove_frontend(self, address: str, hostname: str | None = None) -> None:
+        """Undo ``add_frontend``; sessions already routed keep their cluster."""
+        if not hostname:
+            self.frontends.pop(address, None)
+            return
+        routes = self.sni_routes.get(address)
+        if routes is not None:
+            routes.remove(hostname)
+            if not routes:  # back to a plain listener: no peeking
+                del self.sni_routes[address]
+
+    def route_sni(self, address: str, server_name: str | None) -> str | None:
+        """The cluster for a ClientHello's ``server_name`` on ``address``: exact name, then
+        one-label wildcard, then the address's frontend without host name."""
+        routes = self.sni_routes.get(address)
+        if routes is not None and server_name is not None:
+            cluster_id = routes.match(server_name)
+            if cluster_id is not None:
+                return cluster_id
+        return self.frontends.get(address)

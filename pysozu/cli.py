@@ -545,10 +545,13 @@ def _protocol_option(sub: argparse.ArgumentParser) -> None:
 
 def _rule_options(sub: argparse.ArgumentParser, full: bool) -> None:
     """The options of an HTTP frontend: its rule (all verbs) and its actions (``full``)."""
-    rule = sub.add_argument_group("HTTP frontend options (with --http)")
-    rule.add_argument(
-        "--hostname", metavar="HOST", help="exact name, *.suffix, * (any) or /regex/ labels"
+    sub.add_argument(
+        "--hostname",
+        metavar="HOST",
+        help="http: exact name, *.suffix, * (any) or /regex/ labels; tcp: route on the TLS "
+        "server name (SNI passthrough), exact name or *.suffix",
     )
+    rule = sub.add_argument_group("HTTP frontend options (with --http)")
     rule.add_argument("--path", metavar="PATH", help="path rule (default: every path)")
     rule.add_argument(
         "--path-type",
@@ -805,14 +808,19 @@ def _print_banner(worker: Worker, config: FileConfig, demos: list[DemoBackend]) 
         listener = worker.server.listeners.get(address)
         bound = listener.bound_address if listener is not None else None
         shown = bound or address
-        front = frontends.get(address)
-        route = ""
-        if front is not None:
+        routes: list[str] = []
+        for (front_address, hostname), front in sorted(frontends.items()):
+            if front_address != address:
+                continue
             cluster_id = front["cluster_id"]
             backends = [b["address"] for b in state.backends(cluster_id)]
-            route = f" -> cluster {cluster_id} ({', '.join(backends) or 'no backend yet'})"
+            sni = f" {hostname}" if hostname else ""  # SNI passthrough route
+            routes.append(
+                f"{sni} -> cluster {cluster_id} ({', '.join(backends) or 'no backend yet'})"
+            )
             if try_address is None and demo_addresses.intersection(backends):
                 try_address = shown
+        route = ",".join(routes)
         status = "active" if fields["active"] else "inactive"
         print(f"  tcp listener {shown}{route}, {status}", file=out)
     for address, fields in state.http_listeners.items():
@@ -1112,7 +1120,8 @@ def _cluster_lines(cluster_id: str, info: dict[str, Any], hash_value: int | None
     for front in frontends:
         tags = front.get("tags") or {}
         tag_text = " " + " ".join(f"{k}={v}" for k, v in tags.items()) if tags else ""
-        lines.append(f"  frontend {front['address']}{tag_text}")
+        sni = f" for {front['hostname']}" if front.get("hostname") else ""
+        lines.append(f"  frontend {front['address']}{sni}{tag_text}")
     if not frontends and not http_frontends:
         lines.append("  no frontend")
     backends = info.get("backends", [])
@@ -1447,8 +1456,9 @@ def _cmd_listener_list(client: Client, args: argparse.Namespace) -> int:
 
 # -- frontends --------------------------------------------------------------------------------
 
-#: Frontend options (dest names) that only an HTTP frontend has.
-_HTTP_RULE_OPTIONS = ("hostname", "path", "path_type", "method", "position")
+#: Frontend options (dest names) that only an HTTP frontend has (a TCP frontend takes
+#: ``--hostname`` too: SNI passthrough).
+_HTTP_RULE_OPTIONS = ("path", "path_type", "method", "position")
 _HTTP_ACTION_OPTIONS = (
     "redirect",
     "redirect_scheme",
@@ -1488,6 +1498,7 @@ def _frontend_add_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]
         return "ADD_TCP_FRONTEND", {
             "cluster_id": args.cluster_id,
             "address": args.address,
+            **_given(args, "hostname"),
             "tags": dict(args.tags),
         }
     fields = _http_rule(args)
@@ -1511,13 +1522,18 @@ def _frontend_add_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]
 
 def _frontend_remove_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     if args.protocol == "TCP":
-        return "REMOVE_TCP_FRONTEND", {"cluster_id": args.cluster_id, "address": args.address}
+        return "REMOVE_TCP_FRONTEND", {
+            "cluster_id": args.cluster_id,
+            "address": args.address,
+            **_given(args, "hostname"),
+        }
     return "REMOVE_HTTP_FRONTEND", _http_rule(args)
 
 
 def _frontend_words(args: argparse.Namespace) -> str:
     if args.protocol == "TCP":
-        return f"frontend {args.address}"
+        sni = f" for {args.hostname}" if args.hostname else ""
+        return f"frontend {args.address}{sni}"
     path = f" path {args.path}" if args.path else ""
     return f"http frontend {args.hostname}{path} on {args.address}"
 

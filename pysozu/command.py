@@ -86,6 +86,7 @@ __all__ = [
     "format_address",
     "make_request",
     "normalise_hostname",
+    "normalise_sni_hostname",
     "ok",
     "parse_address",
     "parse_request",
@@ -609,9 +610,24 @@ _CLUSTER: Final[dict[str, FieldSpec]] = {
     "max_body_size": _opt("uint64"),
 }
 
+def normalise_sni_hostname(hostname: str) -> str:
+    """A TCP frontend's host name (SNI passthrough): an exact name or a ``*.suffix`` wildcard
+    for one leftmost label, normalised as :func:`normalise_hostname` does.  ``*`` and regex
+    labels are refused: the frontend without a host name is the listener's default route,
+    and a TLS server name is matched by a dictionary lookup, never a scan of patterns."""
+    name = normalise_hostname(hostname)
+    if name == "*":
+        raise CommandError("'*' is not a TCP frontend host name (leave hostname out instead)")
+    if "/" in name:
+        raise CommandError(f"host name {hostname!r}: a TCP frontend takes no regular expression")
+    return name
+
+
+#: pysozu's own ``hostname`` (SNI passthrough, beyond Sōzu): route on the TLS server name.
 _TCP_FRONTEND: Final[dict[str, FieldSpec]] = {
     "cluster_id": _ID,
     "address": _ADDRESS,
+    "hostname": _opt("str", check=normalise_sni_hostname),
     "tags": _opt("str_map", {}),
 }
 

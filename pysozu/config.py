@@ -18,7 +18,8 @@ TOML text once and records where each key, table header and array element starts
 Sōzu's behaviour is kept where it applies: listener timeouts default to the server-wide
 ones; a frontend on an address with no listener gets a default listener of its protocol
 (TCP or HTTP); a TCP cluster's ``proxy_protocol`` comes from its ``send_proxy`` key and its
-listeners' ``expect_proxy`` (the enum names are accepted too, as ``proxy_protocol``); a
+listeners' ``expect_proxy`` (the enum names are accepted too, as ``proxy_protocol``); a TCP
+frontend may give a ``hostname`` (pysozu's SNI passthrough: an exact name or ``*.suffix``); a
 backend's weight defaults to 100; listeners are activated (after all routing requests) unless
 ``activate_listeners = false``; a relative ``command_socket`` or ``saved_state`` is relative to
 the file's directory.
@@ -77,6 +78,7 @@ from pysozu.command import (
     format_address,
     make_request,
     normalise_hostname,
+    normalise_sni_hostname,
     parse_address,
 )
 from pysozu.state import ConfigState, StateError
@@ -275,7 +277,8 @@ _HTTP_CLUSTER_KEYS: Final = _COMMON_CLUSTER_KEYS | frozenset(
         "max_body_size",
     }
 )
-_TCP_FRONTEND_KEYS: Final = frozenset({"address", "tags"})
+#: ``hostname`` is pysozu's own (SNI passthrough): the TLS server name this frontend serves.
+_TCP_FRONTEND_KEYS: Final = frozenset({"address", "hostname", "tags"})
 _HTTP_FRONTEND_KEYS: Final = frozenset(
     {
         "address",
@@ -431,8 +434,8 @@ class _Builder:
         #: (protocol, ADD_*_LISTENER fields), in file order (default listeners included).
         self.listeners: list[tuple[str, dict[str, Any]]] = []
         self.listener_at: dict[str, tuple[str, dict[str, Any]]] = {}
-        #: TCP frontend address -> cluster; HTTP frontend rule -> cluster.
-        self.frontend_owner: dict[str, str] = {}
+        #: TCP frontend (address, hostname or "") -> cluster; HTTP frontend rule -> cluster.
+        self.frontend_owner: dict[tuple[str, str], str] = {}
         self.http_rule_owner: dict[tuple[str, ...], str] = {}
 
     def error(self, path: _Path, reason: str) -> ConfigError:
@@ -883,7 +886,7 @@ class _Builder:
         self, path: _Path, frontends_raw: list[Any], name: str, server: ServerConfig
     ) -> list[dict[str, Any]]:
         frontends: list[dict[str, Any]] = []
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         for index, raw_front in enumerate(frontends_raw):
             front_path = (*path, "frontends", index)
             if isinstance(raw_front, dict):
@@ -900,11 +903,19 @@ class _Builder:
                 self.required(front_path, front, "address", "a frontend"),
                 "address",
             )
-            owner = self.frontend_owner.get(address)
-            if address in seen or owner is not None:
-                other = "this cluster" if address in seen else f"cluster {owner!r}"
+            hostname: str | None = None
+            if "hostname" in front:
+                hostname = self.value((*front_path, "hostname"), front["hostname"], "str")
+                hostname = self.checked(
+                    (*front_path, "hostname"), normalise_sni_hostname, hostname
+                )
+            key = (address, hostname or "")
+            owner = self.frontend_owner.get(key)
+            if key in seen or owner is not None:
+                other = "this cluster" if key in seen else f"cluster {owner!r}"
+                where = address + (f" for {hostname}" if hostname else "")
                 raise self.error(
-                    (*front_path, "address"), f"{other} already has a frontend on {address}"
+                    (*front_path, "address"), f"{other} already has a frontend on {where}"
                 )
             listener = self.listener_at.get(address)
             if listener is not None and listener[0] != "TCP":
@@ -913,13 +924,15 @@ class _Builder:
                     f"{address} is an {listener[0].lower()} listener; a tcp frontend needs a "
                     "tcp listener",
                 )
-            seen.add(address)
+            seen.add(key)
             tags = self.value((*front_path, "tags"), front.get("tags", {}), "str_map")
-            frontends.append({"cluster_id": name, "address": address, "tags": tags})
+            fields: dict[str, Any] = {"cluster_id": name, "address": address, "tags": tags}
+            if hostname is not None:
+                fields["hostname"] = hostname
+            frontends.append(fields)
             if listener is None:
                 self.default_listener("TCP", address, server)
-        for front in frontends:
-            self.frontend_owner[front["address"]] = name
+        self.frontend_owner.update(dict.fromkeys(seen, name))
         return frontends
 
     def http_frontend(

@@ -39,9 +39,11 @@ but one backend id or one address is used once per cluster, so removal by id+add
 ambiguous; REMOVE_CLUSTER also drops the cluster's backends and frontends; removing a frontend
 names its cluster too (a removal aimed at the wrong cluster is refused); REMOVE_HEALTH_CHECK
 on a cluster without one is refused (Sōzu answers OK), like every other removal of nothing;
-one TCP frontend per address; a listener address is used by one listener whatever its
-protocol.  The position is part of an HTTP frontend's key (Sōzu's key leaves it out), since
-the same rule in PRE and in the TREE are two different routes.
+one TCP frontend per ``(address, hostname)`` (pysozu's own ``hostname``, for SNI
+passthrough: on one address, frontends with distinct host names and at most one without, the
+default route); a listener address is used by one listener whatever its protocol.  The
+position is part of an HTTP frontend's key (Sōzu's key leaves it out), since the same rule in
+PRE and in the TREE are two different routes.
 """
 
 from __future__ import annotations
@@ -160,6 +162,11 @@ def _backend_key(backend: dict[str, Any]) -> tuple[str, str]:
     return (backend["backend_id"], backend["address"])
 
 
+def _tcp_frontend_key(front: dict[str, Any]) -> tuple[str, str]:
+    """A TCP frontend's key: its address and host name ("" for the address's default)."""
+    return (front["address"], front.get("hostname") or "")
+
+
 def _http_frontend_key(front: dict[str, Any]) -> _HttpFrontendKey:
     path = front["path"]
     return (
@@ -183,6 +190,13 @@ def _describe_http_frontend(front: dict[str, Any]) -> str:
     return text
 
 
+def _tcp_frontend_text(front: dict[str, Any]) -> str:
+    """A TCP frontend in messages: its address, and ``for HOST`` when it has a host name."""
+    address: str = front["address"]
+    hostname = front.get("hostname")
+    return address + (f" for {hostname}" if hostname else "")
+
+
 def _owner(cluster_id: str | None) -> str:
     return "no cluster" if cluster_id is None else f"cluster {cluster_id!r}"
 
@@ -193,16 +207,16 @@ class ConfigState:
     Stored values are the normalised ``fields`` of the requests that created them:
     clusters by id (ADD_CLUSTER fields, ``health_check`` included), backends per cluster
     (ADD_BACKEND fields, sorted by ``(backend_id, address)``), listeners per protocol by
-    address (ADD_*_LISTENER fields, including ``active``), TCP frontends by address
-    (``cluster_id``, ``address``, ``tags``), HTTP frontends by rule (ADD_HTTP_FRONTEND
-    fields), and the global ``max_connections_per_ip``.
+    address (ADD_*_LISTENER fields, including ``active``), TCP frontends by ``(address,
+    hostname or "")`` (``cluster_id``, ``address``, ``hostname``, ``tags``), HTTP frontends
+    by rule (ADD_HTTP_FRONTEND fields), and the global ``max_connections_per_ip``.
     """
 
     def __init__(self) -> None:
         self._clusters: dict[str, dict[str, Any]] = {}
         self._backends: dict[str, list[dict[str, Any]]] = {}
         self._listeners: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in _LISTENER_ADD}
-        self._tcp_frontends: dict[str, dict[str, Any]] = {}
+        self._tcp_frontends: dict[tuple[str, str], dict[str, Any]] = {}
         self._http_frontends: dict[_HttpFrontendKey, dict[str, Any]] = {}
         self._https_frontends: dict[_HttpFrontendKey, dict[str, Any]] = {}
         #: HTTPS listener address -> fingerprint -> ADD_CERTIFICATE fields
@@ -327,8 +341,8 @@ class ConfigState:
         cluster_id = request["cluster_id"]
         del self._clusters[cluster_id]
         self._backends.pop(cluster_id, None)
-        for address in [a for a, f in self._tcp_frontends.items() if f["cluster_id"] == cluster_id]:
-            del self._tcp_frontends[address]
+        for tcp_key in [k for k, f in self._tcp_frontends.items() if f["cluster_id"] == cluster_id]:
+            del self._tcp_frontends[tcp_key]
         for table in (self._http_frontends, self._https_frontends):
             for key in [k for k, f in table.items() if f["cluster_id"] == cluster_id]:
                 del table[key]
@@ -445,26 +459,29 @@ class ConfigState:
         return self._set_active(request, False)
 
     def _check_add_tcp_frontend(self, request: Request) -> None:
-        cluster_id, address = request["cluster_id"], request["address"]
-        self._need_cluster(cluster_id, f"ADD_TCP_FRONTEND {address}")
-        existing = self._tcp_frontends.get(address)
+        cluster_id, where = request["cluster_id"], _tcp_frontend_text(request.fields)
+        self._need_cluster(cluster_id, f"ADD_TCP_FRONTEND {where}")
+        existing = self._tcp_frontends.get(_tcp_frontend_key(request.fields))
         if existing is not None:
             raise StateError(
-                f"a TCP frontend already exists on {address} (cluster {existing['cluster_id']!r})"
+                f"a TCP frontend already exists on {where} (cluster {existing['cluster_id']!r})"
             )
 
     def _add_tcp_frontend(self, request: Request) -> bool:
-        self._tcp_frontends[request["address"]] = copy.deepcopy(request.fields)
+        self._tcp_frontends[_tcp_frontend_key(request.fields)] = copy.deepcopy(request.fields)
         return True
 
     def _check_remove_tcp_frontend(self, request: Request) -> None:
-        cluster_id, address = request["cluster_id"], request["address"]
-        existing = self._tcp_frontends.get(address)
+        cluster_id = request["cluster_id"]
+        existing = self._tcp_frontends.get(_tcp_frontend_key(request.fields))
         if existing is None or existing["cluster_id"] != cluster_id:
-            raise StateError(f"TCP frontend {address} not found for cluster {cluster_id!r}")
+            raise StateError(
+                f"TCP frontend {_tcp_frontend_text(request.fields)} not found for cluster "
+                f"{cluster_id!r}"
+            )
 
     def _remove_tcp_frontend(self, request: Request) -> bool:
-        del self._tcp_frontends[request["address"]]
+        del self._tcp_frontends[_tcp_frontend_key(request.fields)]
         return True
 
     def _rule_table(self, request: Request) -> tuple[str, dict[_HttpFrontendKey, dict[str, Any]]]:
@@ -650,8 +667,8 @@ class ConfigState:
         additions: list[tuple[str, dict[str, Any]]] = []
         activations: list[tuple[str, dict[str, Any]]] = []
 
-        for address, front in sorted(self._tcp_frontends.items()):
-            if other._tcp_frontends.get(address) != front:
+        for tcp_key, front in sorted(self._tcp_frontends.items()):
+            if other._tcp_frontends.get(tcp_key) != front:
                 removals.append(("REMOVE_TCP_FRONTEND", front))
         for key, http_front in sorted(self._http_frontends.items()):
             if other._http_frontends.get(key) != http_front:
@@ -729,8 +746,8 @@ class ConfigState:
         for cluster_id, config in sorted(other._clusters.items()):
             if self._clusters.get(cluster_id) != config:
                 additions.append(("ADD_CLUSTER", config))
-        for address, front in sorted(other._tcp_frontends.items()):
-            if self._tcp_frontends.get(address) != front:
+        for tcp_key, front in sorted(other._tcp_frontends.items()):
+            if self._tcp_frontends.get(tcp_key) != front:
                 additions.append(("ADD_TCP_FRONTEND", front))
         for address, theirs_certs in sorted(other._certificates.items()):
             mine_certs = (
@@ -813,7 +830,7 @@ class ConfigState:
             "clusters": self._clusters,
             "backends": {k: sorted(v, key=_backend_key) for k, v in self._backends.items() if v},
             "listeners": self._listeners,
-            "tcp_frontends": self._tcp_frontends,
+            "tcp_frontends": [f for _, f in sorted(self._tcp_frontends.items())],
             "http_frontends": [f for _, f in sorted(self._http_frontends.items())],
             "https_frontends": [f for _, f in sorted(self._https_frontends.items())],
             "certificates": self._certificates,
@@ -914,8 +931,8 @@ class ConfigState:
         return copy.deepcopy(self._listeners["TCP"])
 
     @property
-    def tcp_frontends(self) -> dict[str, dict[str, Any]]:
-        """Address -> ADD_TCP_FRONTEND fields (a copy)."""
+    def tcp_frontends(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """``(address, hostname or "")`` -> ADD_TCP_FRONTEND fields (a copy)."""
         return copy.deepcopy(self._tcp_frontends)
 
     @property

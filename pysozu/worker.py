@@ -390,13 +390,14 @@ class Worker:
 
     def _add_tcp_frontend(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
-        self.tcp.frontends[request["address"]] = request["cluster_id"]
+        f = request.fields
+        self.tcp.add_frontend(f["address"], f["cluster_id"], f.get("hostname"))
         self.state.apply(request)
         return ok(request.id)
 
     def _remove_tcp_frontend(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
-        self.tcp.frontends.pop(request["address"], None)
+        self.tcp.remove_frontend(request["address"], request.fields.get("hostname"))
         self.state.apply(request)
         return ok(request.id)
 

@@ -396,7 +396,7 @@ def test_command_error_is_a_value_error() -> None:
         ),
         (
             {"type": "ADD_TCP_FRONTEND", "cluster_id": "a", "address": "127.0.0.1:80"},
-            {"cluster_id": "a", "address": "127.0.0.1:80", "tags": {}},
+            {"cluster_id": "a", "address": "127.0.0.1:80", "hostname": None, "tags": {}},
         ),
         (
             {
@@ -405,7 +405,7 @@ def test_command_error_is_a_value_error() -> None:
                 "address": "127.0.0.1:80",
                 "tags": {"k": "v"},
             },
-            {"cluster_id": "a", "address": "127.0.0.1:80", "tags": {"k": "v"}},
+            {"cluster_id": "a", "address": "127.0.0.1:80", "hostname": None, "tags": {"k": "v"}},
         ),
     ],
 )

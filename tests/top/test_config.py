@@ -459,8 +459,8 @@ ERRORS: list[tuple[str, str, str | None, int | None, str]] = [
      "clusters.app.frontends[0]", 3, "missing key 'address' for a frontend"),
     ("http frontend key",
      '[clusters.app]\nprotocol = "tcp"\nfrontends = [\n  { address = "1.1.1.1:1" },\n'
-     '  { address = "1.1.1.1:2", hostname = "x" },\n]\n',
-     "clusters.app.frontends[1].hostname", 5, "only valid for http frontends"),
+     '  { address = "1.1.1.1:2", path = "/x" },\n]\n',
+     "clusters.app.frontends[1].path", 5, "only valid for http frontends"),
     ("unknown frontend key", '[clusters.app]\nprotocol = "tcp"\nfrontends = [{ address = '
      '"1.1.1.1:1", colour = "red" }]\n', "clusters.app.frontends[0].colour", 3,
      "unknown key for a tcp frontend"),

@@ -215,7 +215,7 @@ def test_remove_requests() -> None:
     assert state.apply(req("REMOVE_BACKEND", cluster_id="app", backend_id="b1", address=B1))
     assert [b["backend_id"] for b in state.backends("app")] == ["b2"]
     assert state.apply(req("REMOVE_TCP_FRONTEND", cluster_id="app", address=L1))
-    assert L1 not in state.tcp_frontends
+    assert (L1, "") not in state.tcp_frontends
     assert state.apply(req("REMOVE_LISTENER", address=L1, proxy="TCP"))
     assert L1 not in state.tcp_listeners
     assert state.apply(req("REMOVE_BACKEND", cluster_id="app", backend_id="b2", address=B2))
@@ -230,8 +230,8 @@ def test_remove_cluster_drops_its_backends_and_frontends() -> None:
     assert state.apply(req("REMOVE_CLUSTER", cluster_id="app")) is True
     assert "app" not in state.clusters
     assert state.backends("app") == []
-    assert L1 not in state.tcp_frontends
-    assert state.tcp_frontends[L2]["cluster_id"] == "db"
+    assert (L1, "") not in state.tcp_frontends
+    assert state.tcp_frontends[(L2, "")]["cluster_id"] == "db"
     assert [b["backend_id"] for b in state.backends("db")] == ["d1"]
     assert L1 in state.tcp_listeners  # listeners are not owned by clusters
     # re-adding the cluster starts empty
@@ -292,7 +292,9 @@ def test_query_cluster_and_list_listeners() -> None:
                          "backends"}
     assert info["http_frontends"] == []
     assert info["configuration"]["load_balancing"] == "RANDOM"
-    assert info["tcp_frontends"] == [{"cluster_id": "app", "address": L1, "tags": {"owner": "me"}}]
+    assert info["tcp_frontends"] == [
+        {"cluster_id": "app", "address": L1, "hostname": None, "tags": {"owner": "me"}}
+    ]
     assert [b["backend_id"] for b in info["backends"]] == ["b1", "b2"]
     assert info["backends"][0]["sticky_id"] == "s1"
     with pytest.raises(StateError, match="cluster 'nope' not found"):
@@ -314,7 +316,7 @@ def test_accessors_return_copies() -> None:
     state.clusters["app"]["sticky_session"] = True
     state.backends("app")[0]["backend_id"] = "evil"
     state.tcp_listeners[L1]["active"] = False
-    state.tcp_frontends[L1]["cluster_id"] = "db"
+    state.tcp_frontends[(L1, "")]["cluster_id"] = "db"
     state.query_cluster("app")["configuration"]["http2"] = True
     state.list_listeners()["tcp_listeners"][L1]["active"] = False
     assert state.hash() == before
