@@ -298,6 +298,12 @@ def connection_info(conn: SSL.Connection) -> tuple[str | None, str | None, str |
     )
 
 
+#: the largest write made of several buffers joined (one TLS record's payload)
+_JOIN_LIMIT = 16384
+#: (version, cipher, ALPN) -> the counter names a handshake increments, made once
+_HANDSHAKE_METRICS: dict[tuple[str | None, str | None, bytes | None], tuple[str, ...]] = {}
+
+
 class TlsSocketHandler(SocketHandler):
     """Non-blocking byte I/O through an ``SSL.Connection`` (see "Reads" above)."""
 
@@ -342,7 +348,16 @@ class TlsSocketHandler(SocketHandler):
             return 0, SocketResult.ERROR
 
     def socket_write_vectored(self, buffers: Sequence[Any]) -> tuple[int, SocketResult]:
-        return self.socket_write(buffers[0])  # records, not a gather: the caller goes on
+        """TLS writes records, not a gather list: small buffers (a response head and the
+        body behind it) are joined into one record; otherwise the first goes alone and the
+        caller goes on with the rest."""
+        if len(buffers) > 1:
+            total = 0
+            for buffer in buffers:
+                total += len(buffer)
+            if total <= _JOIN_LIMIT:
+                return self.socket_write(b"".join(buffers))
+        return self.socket_write(buffers[0])
 
     def shutdown_write(self) -> None:
         try:
@@ -414,16 +429,25 @@ class TlsHandshake(FrontReadinessState):
         metrics = session.server.metrics
         conn = self.conn
         metrics.record_time("tls.handshake_time", session.server.now - self.started)
-        sni, version, cipher, alpn = connection_info(conn)
-        metrics.incr(f"tls.version.{version}")
-        metrics.incr(f"tls.cipher.{cipher}")
-        metrics.incr(f"tls.alpn.{alpn or 'none'}")
+        key = (conn.get_protocol_version_name(), conn.get_cipher_name(),
+               conn.get_alpn_proto_negotiated())
+        names = _HANDSHAKE_METRICS.get(key)
+        if names is None:
+            version, cipher, alpn = key
+            names = _HANDSHAKE_METRICS[key] = (
+                f"tls.version.{version}", f"tls.cipher.{cipher}",
+                f"tls.alpn.{alpn.decode('ascii', 'replace') if alpn else 'none'}",
+            )
+        for name in names:
+            metrics.incr(name)
         if _lib.SSL_session_reused(conn._ssl):
             metrics.incr("tls.resumed")
-        certificate = conn.get_app_data()
-        if sni is None:
+        raw = conn.get_servername()
+        if raw is None:
             metrics.incr("tls.sni.none")
-        if isinstance(certificate, Certificate) and (sni is None or not covers(certificate, sni)):
+        certificate = conn.get_app_data()
+        if isinstance(certificate, Certificate) and (
+                raw is None or not covers(certificate, raw.decode("ascii", "replace"))):
             metrics.incr("tls.default_cert_used")
 
     def _fail(self, session: StateMachineSession, exc: Exception) -> None:
