@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,7 @@ __all__ = [
     "covers",
     "normalise_name",
     "parse_certificate",
+    "split_certificate_chain",
 ]
 
 
@@ -174,6 +176,17 @@ def parse_certificate(
         key_pem=key,
         subject_names=subject_names,
     )
+
+
+_PEM_CERTIFICATE = re.compile(
+    r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL
+)
+
+
+def split_certificate_chain(text: str) -> list[str]:
+    """The PEM certificates of a file, in order, each as its own PEM text (Sōzu's
+    ``split_certificate_chain``: a chain file holds several); text between them is dropped."""
+    return [match.group() + "\n" for match in _PEM_CERTIFICATE.finditer(text)]
 
 
 def covers(certificate: Certificate, host: str) -> bool:

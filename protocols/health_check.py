@@ -18,6 +18,11 @@ unhealthy the fail-open rule of ``backends.py`` still serves) and pushes
 cluster goes, ``NO_AVAILABLE_BACKENDS`` is pushed; when one comes back,
 ``CLUSTER_RECOVERED``.
 
+A cluster with ``backend_tls`` is probed over TLS with the same settings (context, SNI,
+verification and name check of ``tls_backend.py``): after the connect the probe runs the
+client handshake, and a failed handshake or name check fails the probe (and counts
+``backend.tls.errors``), so a backend whose certificate stops verifying is taken out.
+
 Probes are sessions of the reactor (registered under their socket's fd) but are not client
 sessions: they do not count towards ``max_connections`` and a soft stop does not wait for
 them.
@@ -31,6 +36,8 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from OpenSSL import SSL
+
 from pysozu.parser import ParseError, parse_response_head
 from pysozu.reactor.channel import event_message
 from pysozu.reactor.readiness import ERROR, HUP, READABLE, WRITABLE, Readiness
@@ -39,6 +46,7 @@ from pysozu.reactor.session import ProxySession
 from pysozu.reactor.timer import TimerEntry
 
 from .backends import Backend
+from .tls_backend import BACKEND_TLS_ERRORS, BackendTls, BackendTlsError, handshake_step
 from .upstream import Upstreams, backend_event
 
 log = logging.getLogger("pysozu.health_check")
@@ -79,7 +87,7 @@ class Probe(ProxySession):
 
     def __init__(
         self, checker: HealthChecker, cluster_id: str, backend: Backend, sock: socket.socket,
-        request: bytes, timeout: float,
+        request: bytes, timeout: float, tls: BackendTls | None = None,
     ) -> None:
         server = checker.server
         self.server = server
@@ -94,6 +102,10 @@ class Probe(ProxySession):
         self.request = request
         self.sent = 0
         self.connected = False
+        self.tls = tls
+        #: the TLS connection once the connect succeeded (a TLS cluster only)
+        self.conn: SSL.Connection | None = None
+        self.handshaken = tls is None
         self.response = bytearray()
         self.result: bool | None = None
         self.timer: TimerEntry | None = server.timers.schedule(timeout, self._timed_out)
@@ -111,22 +123,39 @@ class Probe(ProxySession):
             if self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
                 return self._finish(False)
             self.connected = True
+            if self.tls is not None:
+                self.conn = self.tls.connection(self.sock)
+        if not self.handshaken and not self._handshake():
+            return self.result is not None
+        conn = self.conn
         while self.sent < len(self.request):
             try:
-                self.sent += self.sock.send(self.request[self.sent :])
-            except BlockingIOError:
+                if conn is not None:
+                    self.sent += conn.send(self.request[self.sent :])
+                else:
+                    self.sent += self.sock.send(self.request[self.sent :])
+            except (BlockingIOError, SSL.WantWriteError):
                 readiness.event &= ~WRITABLE
                 return False
-            except OSError:
+            except SSL.WantReadError:
+                readiness.event &= ~READABLE
+                return False
+            except (OSError, SSL.Error):
                 return self._finish(False)
         readiness.interest = READABLE | HUP | ERROR
         while readiness.event & READABLE:
             try:
-                data = self.sock.recv(4096)
-            except BlockingIOError:
+                data = conn.recv(4096) if conn is not None else self.sock.recv(4096)
+            except (BlockingIOError, SSL.WantReadError, SSL.WantWriteError):
                 readiness.event &= ~READABLE
                 return False
-            except OSError:
+            except SSL.ZeroReturnError:
+                data = b""
+            except SSL.SysCallError as exc:
+                if not (exc.args and exc.args[0] == -1):  # not just an EOF
+                    return self._finish(False)
+                data = b""
+            except (OSError, SSL.Error):
                 return self._finish(False)
             if data:
                 self.response += data
@@ -139,6 +168,28 @@ class Probe(ProxySession):
             if not data or len(self.response) >= MAX_PROBE_RESPONSE:
                 return self._finish(False)
         return False
+
+    def _handshake(self) -> bool:
+        """One step of the TLS handshake; True once done and the name checked."""
+        conn, tls = self.conn, self.tls
+        assert conn is not None and tls is not None
+        try:
+            want = handshake_step(conn)
+            if not want:
+                tls.check_peer(conn, self.backend.sockaddr[0])
+        except (SSL.Error, BackendTlsError) as exc:
+            self.server.metrics.incr(BACKEND_TLS_ERRORS)
+            log.debug("TLS health check of %s failed: %s", self.backend.address, exc)
+            self._finish(False)
+            return False
+        readiness = self.readiness
+        if want:  # wait for that readiness only (a level-triggered poller would spin)
+            readiness.event &= ~want
+            readiness.interest = want | HUP | ERROR
+            return False
+        self.handshaken = True
+        readiness.interest = WRITABLE | READABLE | HUP | ERROR
+        return True
 
     def _finish(self, ok: bool) -> bool:
         if self.result is None:
@@ -235,7 +286,8 @@ class HealthChecker:
             f"GET {config.uri} HTTP/1.1\r\nHost: {backend.address}\r\n"
             "User-Agent: pysozu-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         ).encode()
-        probe = Probe(self, cluster_id, backend, sock, request, config.timeout)
+        probe = Probe(self, cluster_id, backend, sock, request, config.timeout,
+                      self.upstreams.backend_tls.get(cluster_id))
         self.probes.add(probe)
         self.server.register(probe.frontend_token, probe, probe.readiness.interest)
 

@@ -73,6 +73,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from OpenSSL import SSL
+
 from pysozu.parser import (
     BodyKind,
     ChunkedDecoder,
@@ -117,6 +119,7 @@ from .proxy_protocol_states import EXPECT_WINDOW, read_proxy_header
 from .rewrite import Rewrites, valid_host
 from .router import Router, split_host_port
 from .tls import ListenerTls, TlsHandshake, TlsSocketHandler, connection_info
+from .tls_backend import BACKEND_TLS_ERRORS, BackendTls, BackendTlsError, handshake_step
 from .upstream import NO_RESOURCES, Upstreams
 
 log = logging.getLogger("pysozu.http")
@@ -128,8 +131,10 @@ _CLOSED = SocketResult.CLOSED
 
 # phases
 HEAD, FORWARD, ANSWER = 0, 1, 2
-# backend connection status
-_NONE, _CONNECTING, _CONNECTED = 0, 1, 2
+# backend connection status; the odd ones (bit ``_OPENING``) are before the connection can
+# carry a request, so the pump tells them from _CONNECTED with a single bit test
+_NONE, _CONNECTING, _CONNECTED, _TLS_HANDSHAKE = 0, 1, 2, 3
+_OPENING = 1
 
 # header ids from the scanner (parser/SCANNER.md)
 _H_CONNECTION, _H_HOST, _H_COOKIE, _H_KEEP_ALIVE = 3, 4, 7, 10
@@ -268,6 +273,8 @@ class HttpCluster:
     retry_after: int | None = None
     #: overrides the listener's ``max_body_size`` for requests routed here (0: unlimited)
     max_body_size: int | None = None
+    #: TLS to the backends (``backend_tls``; the connect path reads ``Upstreams.backend_tls``)
+    backend_tls: BackendTls | None = None
 
 
 class HttpProxy:
@@ -484,6 +491,8 @@ class Http(SessionState):
         "back_start",
         "back_status",
         "back_timeout",
+        "back_tls",
+        "back_tls_conn",
         "back_token",
         "backend",
         "bytes_in",
@@ -575,6 +584,10 @@ class Http(SessionState):
         self.back_token = -1
         self.back_r = Readiness(NONE)
         self.back_status = _NONE
+        #: the cluster's TLS settings when its backends speak TLS, and the connection while
+        #: its handshake runs (see ``_start_backend_tls``)
+        self.back_tls: BackendTls | None = None
+        self.back_tls_conn: SSL.Connection | None = None
         self.back_cluster: str | None = None
         self.backend: Backend | None = None
         self.back_buf: bytearray | None = None
@@ -657,12 +670,12 @@ class Http(SessionState):
         front_r = self.front_r
         back_r = self.back_r
         for _ in range(MAX_LOOP_ITERATIONS):
-            if (
-                self.back_status == _CONNECTING
-                and back_r.event & (WRITABLE | HUP | ERROR)
-                and not self._check_connect()
-            ):
-                return SessionResult.CLOSE
+            if self.back_status & _OPENING:  # connecting, or the TLS handshake with the backend
+                if self.back_status == _CONNECTING:
+                    if back_r.event & (WRITABLE | HUP | ERROR) and not self._check_connect():
+                        return SessionResult.CLOSE
+                elif back_r.event & back_r.interest:
+                    self._backend_handshake()
             progressed = False
             if front_r.event & front_r.interest & READABLE:
                 if not self._read_front():
@@ -1355,6 +1368,8 @@ class Http(SessionState):
             self.back_token = sock.fileno()
             self.back_cluster = cluster_id
             self.back_status = _CONNECTING
+            tls_clusters = upstreams.backend_tls
+            self.back_tls = tls_clusters.get(cluster_id) if tls_clusters else None
             self.back_eof = False
             self.back_r.event = NONE
             self.back_r.interest = WRITABLE | HUP | ERROR
@@ -1378,12 +1393,68 @@ class Http(SessionState):
             if self.phase == FORWARD:
                 self._connect()
             return True
+        if self.back_tls is not None:
+            self._start_backend_tls(self.back_tls, sock)
+            return True
         self.connect_timeout.cancel()
         self.back_status = _CONNECTED
         self.upstreams.connected(self.cluster_id, backend, self.timers.now - self.connect_started)
         self.back_timeout.set(self.config.back_timeout)
         self._request_ready_for_backend()
         return True
+
+    # -- TLS to the backend (protocols/tls_backend.py) ----------------------------------------
+    def _start_backend_tls(self, tls: BackendTls, sock: socket.socket) -> None:
+        """The TCP connect succeeded: start the client handshake, still bounded by the
+        connect timeout; the request waits in ``req_head`` until it is done."""
+        self.back_tls_conn = tls.connection(sock)
+        self.back_status = _TLS_HANDSHAKE
+        self.back_r.interest = READABLE | WRITABLE | HUP | ERROR
+        self._backend_handshake()
+
+    def _backend_handshake(self) -> None:
+        """One step of the backend handshake: wait for the readiness OpenSSL wants, fail
+        like a connect, or hand the connection to a ``TlsSocketHandler``."""
+        conn = self.back_tls_conn
+        tls = self.back_tls
+        backend = self.backend
+        sock = self.back_sock
+        assert conn is not None and tls is not None and backend is not None and sock is not None
+        back_r = self.back_r
+        try:
+            want = handshake_step(conn)
+            if not want:
+                tls.check_peer(conn, backend.sockaddr[0])
+        except (SSL.Error, BackendTlsError) as exc:
+            self._backend_tls_failed(exc)
+            return
+        if want:  # edge-triggered: wait for that edge only, so the pump does not spin
+            back_r.event &= ~want
+            back_r.interest = want | HUP | ERROR
+            return
+        self.back = TlsSocketHandler(conn, sock)
+        self.back_tls_conn = None
+        self.connect_timeout.cancel()
+        self.back_status = _CONNECTED
+        assert self.cluster_id is not None
+        self.upstreams.connected(self.cluster_id, backend, self.timers.now - self.connect_started)
+        self.back_timeout.set(self.config.back_timeout)
+        self._request_ready_for_backend()
+        # the request goes out now, and a record OpenSSL already holds gets read
+        back_r.event |= READABLE | WRITABLE
+
+    def _backend_tls_failed(self, exc: Exception) -> None:
+        """A failed handshake or name check counts as a failed connect (circuit breaker,
+        another backend while the request is untouched, 503 when none is left)."""
+        self.metrics.incr(BACKEND_TLS_ERRORS)
+        backend = self.backend
+        log.info("TLS to backend %s failed: %s", backend.address if backend else "?",
+                 exc if isinstance(exc, BackendTlsError) else repr(exc))
+        self._close_back(reusable=False)
+        if backend is not None and self.cluster_id is not None:
+            self.upstreams.backend_failed(self.cluster_id, backend)
+        if self.phase == FORWARD:
+            self._connect()
 
     def _request_ready_for_backend(self) -> None:
         backend = self.backend
@@ -1419,6 +1490,7 @@ class Http(SessionState):
                 self.upstreams.connection_closed(self.back_cluster, backend)
         self.back_sock = None
         self.back = None
+        self.back_tls_conn = None
         self.back_token = -1
         self.back_status = _NONE
         self.back_eof = False
@@ -1895,9 +1967,11 @@ class Http(SessionState):
 
     def _connect_timed_out(self) -> None:
         session = self.session
-        if not session.alive or self.back_status != _CONNECTING or self.cluster_id is None:
+        if not session.alive or not self.back_status & _OPENING or self.cluster_id is None:
             return
         self.metrics.incr(m.CONNECT_TIMEOUT)
+        if self.back_status == _TLS_HANDSHAKE:
+            self.metrics.incr(BACKEND_TLS_ERRORS)
         backend = self.backend
         self._close_back(reusable=False)
         if backend is not None:

@@ -23,6 +23,7 @@ from pysozu.reactor.channel import event_message
 from pysozu.reactor.server import Server
 
 from .backends import Backend, BackendMap
+from .tls_backend import BackendTls
 
 #: errno values that mean "this process is out of resources", not "the backend failed"
 NO_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -41,6 +42,9 @@ class Upstreams:
         self.server = server
         self.backends = BackendMap()
         self._no_backend_reported: set[str] = set()
+        #: clusters reached over TLS (``ADD_CLUSTER``'s ``backend_tls``), read by the HTTP
+        #: proxy at connect time and by the health checks; empty in a plain-only worker
+        self.backend_tls: dict[str, BackendTls] = {}
 
     # -- events -------------------------------------------------------------------------------
     def push(self, event: dict[str, Any]) -> None:
@@ -109,6 +113,7 @@ class Upstreams:
             if backend.drained:
                 self.push(backend_event("REMOVED_BACKEND_HAS_NO_CONNECTIONS", cluster_id, backend))
         self._no_backend_reported.discard(cluster_id)
+        self.backend_tls.pop(cluster_id, None)
 
     def add_backend(self, cluster_id: str, backend: Backend) -> None:
         self.backends.add_backend(cluster_id, backend)

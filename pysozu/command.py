@@ -68,6 +68,8 @@ __all__ = [
     "check_alpn_protocols",
     "check_answers",
     "check_authorized_hash",
+    "check_backend_alpn",
+    "check_backend_server_name",
     "check_expected_status",
     "check_fingerprint",
     "check_header_name",
@@ -521,6 +523,36 @@ def check_alpn_protocols(protocols: list[str]) -> list[str]:
     return list(dict.fromkeys(protocols))
 
 
+def check_backend_alpn(protocols: list[str]) -> list[str]:
+    """ALPN ids offered to TLS backends: only ``http/1.1`` is spoken to them for now."""
+    for protocol in protocols:
+        if protocol != "http/1.1":
+            raise CommandError(
+                f"ALPN protocol {protocol!r} is not spoken to backends (only 'http/1.1' until "
+                "HTTP/2 to backends lands)"
+            )
+    return list(dict.fromkeys(protocols))
+
+
+def check_backend_server_name(name: str) -> str:
+    """The name a TLS backend is asked for (SNI) and checked against: a host name
+    (normalised; no wildcard, regex or port) or an IP address (checked, never sent)."""
+    try:
+        return str(ipaddress.ip_address(name.strip("[]")))
+    except ValueError:
+        pass
+    normalised = normalise_hostname(name)
+    if "*" in normalised or "/" in normalised:
+        raise CommandError(f"{name!r} must be one host name (no wildcard or regex)")
+    return normalised
+
+
+def _check_backend_tls(fields: dict[str, Any]) -> dict[str, Any]:
+    if fields.get("ca") and fields.get("ca_file"):
+        raise CommandError("give either ca (an inline PEM bundle) or ca_file, not both")
+    return fields
+
+
 _FINGERPRINT: Final = re.compile(r"[0-9a-f]{64}")
 
 
@@ -589,6 +621,14 @@ _HEALTH_CHECK: Final[dict[str, FieldSpec]] = {
     "expected_status": _opt("uint32", 0, check=check_expected_status),
 }
 
+_BACKEND_TLS: Final[dict[str, FieldSpec]] = {
+    "verify": _opt("bool", True),
+    "ca_file": _opt("str", nonempty=True),
+    "ca": _opt("str", nonempty=True),
+    "server_name": _opt("str", nonempty=True, check=check_backend_server_name),
+    "alpn_protocols": _opt("str_list", ["http/1.1"], check=check_backend_alpn),
+}
+
 _CLUSTER: Final[dict[str, FieldSpec]] = {
     "cluster_id": _ID,
     "sticky_session": _opt("bool", False),
@@ -605,6 +645,8 @@ _CLUSTER: Final[dict[str, FieldSpec]] = {
     "max_connections_per_ip": _opt("uint64"),
     "retry_after": _opt("uint32"),
     "health_check": _opt("object", fields=_HEALTH_CHECK),
+    # pysozu's own (beyond Sōzu): speak TLS to the backends
+    "backend_tls": _opt("object", fields=_BACKEND_TLS, check=_check_backend_tls),
     # pysozu's own: the largest request body (bytes) for this cluster, over the listener's;
     # 0 is unlimited
     "max_body_size": _opt("uint64"),

@@ -45,6 +45,7 @@ from pysozu.protocols.rewrite import Rewrites
 from pysozu.protocols.router import Frontend, PathRule, PathRuleKind, RulePosition
 from pysozu.protocols.tcp import TcpListenerConfig, TcpProxy
 from pysozu.protocols.tls import ListenerTls, TlsSettings
+from pysozu.protocols.tls_backend import BackendTls
 from pysozu.protocols.upstream import Upstreams
 from pysozu.reactor.metrics import StatsdDrain
 from pysozu.reactor.server import Reply, Server
@@ -256,6 +257,10 @@ class Worker:
     def _add_cluster(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
         f = request.fields
+        cluster_tls = self.upstreams.backend_tls
+        # built first: a bad CA file or bundle refuses the request before anything changed
+        backend_tls = (BackendTls.build(f["backend_tls"], cluster_tls.get(f["cluster_id"]))
+                       if f.get("backend_tls") else None)
         self.upstreams.set_load_balancing(
             f["cluster_id"], f["load_balancing"], f.get("load_metric")
         )
@@ -276,7 +281,12 @@ class Worker:
             www_authenticate=f.get("www_authenticate"),
             retry_after=f.get("retry_after"),
             max_body_size=f.get("max_body_size"),
+            backend_tls=backend_tls,
         )
+        if backend_tls is not None:
+            cluster_tls[f["cluster_id"]] = backend_tls
+        else:
+            cluster_tls.pop(f["cluster_id"], None)
         limit = f.get("max_connections_per_ip")
         if limit:
             self.http.ip_limiter.cluster_limits[f["cluster_id"]] = limit

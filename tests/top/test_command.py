@@ -336,6 +336,7 @@ def test_command_error_is_a_value_error() -> None:
                 "max_connections_per_ip": None,
                 "retry_after": None,
                 "health_check": None,
+                "backend_tls": None,
                 "max_body_size": None,
             },
         ),
