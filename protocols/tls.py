@@ -191,7 +191,10 @@ def _configure(context: SSL.Context, settings: TlsSettings) -> None:
     low, high = settings.version_range()
     context.set_min_proto_version(low)
     context.set_max_proto_version(high)
-    options = SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE
+    # a client that half-closes TCP without close_notify still gets its answer: OpenSSL 3
+    # otherwise reports that EOF as an error and the request in flight would be lost
+    options = (SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE
+               | SSL.OP_IGNORE_UNEXPECTED_EOF)
     if not settings.tickets:
         options |= SSL.OP_NO_TICKET
     context.set_options(options)

@@ -280,6 +280,7 @@ def test_certificates_survive_save_and_load(proxy, ca, make_http_backend, tmp_pa
 # -- protocol settings ------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
 def test_old_tls_versions_are_refused(proxy, ca, make_http_backend, version):
     backend = make_http_backend()
@@ -662,3 +663,37 @@ def test_soft_stop_finishes_https_requests(proxy, ca, make_http_backend):
     finally:
         sock.close()
     assert results and results[0].startswith(b"backend GET /hold")
+
+
+def test_client_half_close_without_close_notify_still_gets_its_answer(proxy, ca,
+                                                                      make_http_backend):
+    backend = make_http_backend()
+    address, _ = https_app(proxy, ca, backend)
+    host, port = address.rsplit(":", 1)
+    raw = socket.create_connection((host, int(port)), timeout=WAIT)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = client_context(ca).wrap_bio(incoming, outgoing, server_hostname=HOST)
+    try:
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if outgoing.pending:
+                    raw.sendall(outgoing.read())
+                data = raw.recv(65536)
+                assert data, "closed during the handshake"
+                incoming.write(data)
+        obj.write(f"GET /last HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        raw.sendall(outgoing.read())
+        raw.shutdown(socket.SHUT_WR)  # a TCP half-close, no close_notify
+        received = b""
+        while b"backend GET /last" not in received:
+            try:
+                received += obj.read(65536)
+            except ssl.SSLWantReadError:
+                data = raw.recv(65536)
+                assert data, f"closed without the answer: {received!r}"
+                incoming.write(data)
+    finally:
+        raw.close()
