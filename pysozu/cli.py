@@ -19,7 +19,13 @@ pure function of the parsed arguments; :func:`request_for` exposes that mapping,
 command line sends is testable, and inspectable, without a proxy.  Options only meaningful
 for HTTP (``--hostname``, ``--sticky-name``…) need ``--protocol http`` (or its short form
 ``--http``) and are refused otherwise, so a forgotten ``--http`` never silently makes a TCP
-frontend.
+frontend; ``--protocol https`` (``--https``) takes them too, plus the TLS options, which are
+refused without it.
+
+Certificates travel as PEM text (Sōzu's ``CertificateAndKey``): ``--certificate``, ``--key``
+and ``--certificate-chain`` name files that the *client* reads and checks (a certificate and
+its matching key) before it connects, since the proxy may not see the client's files; an
+unreadable file or bad PEM is an error (status 1) and nothing is sent.
 
 Exit status: 0 when every request was answered OK, 1 on a FAILURE answer or an error that is
 not the user's command line (unreachable socket, bad configuration file, address in use),
@@ -35,6 +41,7 @@ signal handler, which can interrupt it anywhere.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import os
@@ -57,10 +64,23 @@ from pysozu.command import (
     REDIRECT_POLICIES,
     REDIRECT_SCHEMES,
     RULE_POSITIONS,
+    CommandError,
     Request,
+    check_fingerprint,
     parse_address,
 )
-from pysozu.config import ConfigError, FileConfig, default_config, load_config
+from pysozu.config import (
+    ConfigError,
+    FileConfig,
+    default_config,
+    load_config,
+    normalise_tls_version,
+)
+from pysozu.protocols.certificates import (
+    CertificateError,
+    parse_certificate,
+    split_certificate_chain,
+)
 from pysozu.reactor.channel import Channel, ChannelError
 from pysozu.reactor.server import Server
 from pysozu.worker import RequestFailed, Worker
@@ -339,6 +359,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="a basic-auth credential for frontends with --required-auth (repeatable)",
     )
     http.add_argument("--www-authenticate", metavar="REALM", help="the basic-auth realm")
+    tls = add.add_argument_group("TLS to the backends (HTTP clusters; any option turns it on)")
+    tls.add_argument("--backend-tls", action="store_true",
+                     help="speak TLS to the backends, verified against the system CAs")
+    tls.add_argument("--backend-tls-no-verify", action="store_true",
+                     help="accept any backend certificate")
+    tls.add_argument("--backend-tls-ca", metavar="FILE",
+                     help="trust the CAs of this PEM file (read by the proxy) instead")
+    tls.add_argument("--backend-tls-server-name", metavar="NAME",
+                     help="the SNI to send and the name to verify (default: the backend's IP)")
     remove = leaf(cluster, "remove", _cmd_cluster_remove, "remove a cluster")
     remove.set_defaults(request=_cluster_remove_request)
     remove.add_argument("cluster_id", metavar="ID")
@@ -363,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("address", metavar="ADDRESS")
 
     # listener ------------------------------------------------------------------------------
-    listener = branch("listener", "manage TCP and HTTP listeners")
+    listener = branch("listener", "manage TCP, HTTP and HTTPS listeners")
 
     def listener_options(sub: argparse.ArgumentParser, update: bool) -> None:
         _protocol_option(sub)
@@ -378,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--public-address", metavar="A")
         for name in ("front", "back", "connect"):
             sub.add_argument(f"--{name}-timeout", type=_uint, metavar="N", help="seconds")
-        http = sub.add_argument_group("HTTP listener options (with --http)")
+        http = sub.add_argument_group("HTTP listener options (with --http or --https)")
         http.add_argument(
             "--request-timeout", type=_uint, metavar="N", help="seconds to receive a request"
         )
@@ -393,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
         http.add_argument("--send-x-real-ip", help="send the client's IP as X-Real-IP", **flag)
         http.add_argument("--max-body-size", type=_uint, metavar="BYTES",
                           help="largest request body, 413 beyond it (0: unlimited)")
+        _tls_listener_options(sub)
 
     add = leaf(listener, "add", _cmd_listener_add, "add a listener and activate it")
     add.set_defaults(request=_listener_add_request, check=_check_listener)
@@ -422,7 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     # frontend ------------------------------------------------------------------------------
-    frontend = branch("frontend", "route a TCP listener, or HTTP requests, to a cluster")
+    frontend = branch(
+        "frontend", "route a TCP listener, or HTTP or HTTPS requests, to a cluster"
+    )
 
     def frontend_positionals(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -440,10 +472,38 @@ def build_parser() -> argparse.ArgumentParser:
         "--tag", type=_tag, action="append", default=[], metavar="KEY=VALUE", dest="tags"
     )
     _rule_options(add, full=True)
+    _hsts_options(add.add_argument_group("HTTPS frontend options (with --https)"), "frontend")
     remove = leaf(frontend, "remove", _cmd_frontend_remove, "remove a frontend")
     remove.set_defaults(request=_frontend_remove_request, check=_check_frontend)
     frontend_positionals(remove)
     _rule_options(remove, full=False)
+
+    # certificate ---------------------------------------------------------------------------
+    certificate = branch("certificate", "add, replace, remove or list HTTPS certificates")
+    add = leaf(certificate, "add", _cmd_certificate_add, "add a certificate to an HTTPS listener")
+    add.set_defaults(request=_certificate_add_request, check=_check_certificate)
+    _certificate_options(add)
+    replace = leaf(
+        certificate, "replace", _cmd_certificate_replace,
+        "replace a listener's certificate by another (a renewal)",
+    )
+    replace.set_defaults(request=_certificate_replace_request, check=_check_certificate)
+    replace.add_argument("--old-fingerprint", required=True, type=_fingerprint, metavar="FP",
+                         help="the certificate to replace (hex SHA-256, see `certificate list`)")
+    _certificate_options(replace)
+    remove = leaf(certificate, "remove", _cmd_certificate_remove,
+                  "remove a certificate from an HTTPS listener")
+    remove.set_defaults(request=_certificate_remove_request)
+    remove.add_argument("--address", required=True, metavar="ADDRESS",
+                        help="the HTTPS listener's address")
+    remove.add_argument("--fingerprint", required=True, type=_fingerprint, metavar="FP")
+    listing = leaf(certificate, "list", _cmd_certificate_list,
+                   "list the certificates of every HTTPS listener")
+    listing.set_defaults(request=_certificate_list_request)
+    only = listing.add_mutually_exclusive_group()
+    only.add_argument("--domain", metavar="NAME", help="only those serving this name")
+    only.add_argument("--fingerprint", type=_fingerprint, metavar="FP",
+                      help="only this one, with its PEM certificate and chain")
 
     # query ---------------------------------------------------------------------------------
     query = branch("query", "ask the proxy about its routing")
@@ -521,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_PROTOCOLS = ("TCP", "HTTP")
+_PROTOCOLS = ("TCP", "HTTP", "HTTPS")
 
 
 def _protocol_option(sub: argparse.ArgumentParser) -> None:
@@ -530,17 +590,95 @@ def _protocol_option(sub: argparse.ArgumentParser) -> None:
         "--protocol",
         type=_choice(_PROTOCOLS),
         default="TCP",
-        metavar="tcp|http",
+        metavar="tcp|http|https",
         help="the listener's protocol (default tcp)",
     )
-    group.add_argument(
-        "--http",
-        dest="protocol",
-        action="store_const",
-        const="HTTP",
-        default="TCP",
-        help="same as --protocol http",
-    )
+    for word in ("http", "https"):
+        group.add_argument(
+            f"--{word}",
+            dest="protocol",
+            action="store_const",
+            const=word.upper(),
+            default="TCP",
+            help=f"same as --protocol {word}",
+        )
+
+
+def _tls_versions(text: str) -> list[str]:
+    """``TLS_V12,TLS_V13``: Sōzu's file spellings or the channel's (``TLS_V1_2``)."""
+    try:
+        return [normalise_tls_version(word) for word in _names(text)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _names(text: str) -> list[str]:
+    """A comma-separated list of names (ciphers, groups, ALPN protocols…)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected NAME[,NAME...] (got {text!r})")
+    return names
+
+
+def _fingerprint(text: str) -> str:
+    try:
+        return check_fingerprint(text)
+    except CommandError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _certificate_file_options(group: Any, required: bool) -> None:
+    """``--certificate``, ``--key`` and ``--certificate-chain`` (PEM files read here)."""
+    group.add_argument("--certificate", required=required, metavar="FILE",
+                       help="PEM certificate (a file of several: the others are its chain)")
+    group.add_argument("--key", required=required, metavar="FILE", help="its PEM private key")
+    group.add_argument("--certificate-chain", "--chain", metavar="FILE",
+                       help="PEM intermediate certificates")
+
+
+def _hsts_options(group: Any, scope: str) -> None:
+    """Sōzu's HSTS policy: ``--hsts``/``--no-hsts`` and its parameters (which imply it)."""
+    group.add_argument("--hsts", action=argparse.BooleanOptionalAction, default=None,
+                       help="send Strict-Transport-Security (--no-hsts: an explicit off"
+                       + (", over the listener's)" if scope == "frontend" else ")"))
+    group.add_argument("--hsts-max-age", type=_uint, metavar="SECONDS",
+                       help="default 31536000 (a year)")
+    for name, text in (("include-subdomains", "add includeSubDomains"),
+                       ("preload", "add preload"),
+                       ("force-replace-backend", "replace a backend's own header")):
+        group.add_argument(f"--hsts-{name}", action="store_true", default=None, help=text)
+
+
+def _tls_listener_options(sub: argparse.ArgumentParser) -> None:
+    tls = sub.add_argument_group("HTTPS listener options (with --https)")
+    tls.add_argument("--tls-versions", type=_tls_versions, metavar="V,V",
+                     help="e.g. TLS_V12,TLS_V13 (the default)")
+    tls.add_argument("--cipher-list", type=_names, metavar="NAME,...",
+                     help="TLS 1.2 ciphers (OpenSSL or rustls names)")
+    tls.add_argument("--cipher-suites", type=_names, metavar="NAME,...", help="TLS 1.3 suites")
+    tls.add_argument("--signature-algorithms", type=_names, metavar="NAME,...")
+    tls.add_argument("--groups", type=_names, dest="groups_list", metavar="NAME,...",
+                     help="key exchange groups, e.g. x25519,P-256")
+    tls.add_argument("--alpn", type=_names, dest="alpn_protocols", metavar="PROTO,...",
+                     help="ALPN protocols, in order of preference (default http/1.1)")
+    tls.add_argument("--send-tls13-tickets", type=_uint, metavar="N",
+                     help="session tickets per handshake (0: no resumption by ticket)")
+    tls.add_argument("--strict-sni-binding", action=argparse.BooleanOptionalAction,
+                     default=None, help="421 when Host differs from the SNI (default on)")
+    _certificate_file_options(tls, required=False)
+    _hsts_options(tls, "listener")
+
+
+def _certificate_options(sub: argparse.ArgumentParser) -> None:
+    """The options of ``certificate add`` and ``certificate replace``."""
+    sub.add_argument("--address", required=True, metavar="ADDRESS",
+                     help="the HTTPS listener's address")
+    _certificate_file_options(sub, required=True)
+    sub.add_argument("--names", nargs="+", action="extend", metavar="NAME",
+                     help="serve it for these names instead of its own")
+    sub.add_argument("--tls-versions", type=_tls_versions, metavar="V,V")
+    sub.add_argument("--expired-at", type=_uint, metavar="UNIX_TIME",
+                     help="the expiry that ranks it among certificates for a name")
 
 
 def _rule_options(sub: argparse.ArgumentParser, full: bool) -> None:
@@ -619,9 +757,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check: Callable[[argparse.Namespace], None] | None = getattr(args, "check", None)
-    if check is not None:  # usage checks argparse cannot express, before any connection
-        check(args)
     try:
+        if check is not None:  # usage checks argparse cannot express (and files the verb
+            check(args)  # reads), before any connection
         run: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
         if run is not None:
             return run(args)
@@ -823,17 +961,21 @@ def _print_banner(worker: Worker, config: FileConfig, demos: list[DemoBackend]) 
         route = ",".join(routes)
         status = "active" if fields["active"] else "inactive"
         print(f"  tcp listener {shown}{route}, {status}", file=out)
-    for address, fields in state.http_listeners.items():
-        listener = worker.server.listeners.get(address)
-        shown = (listener.bound_address if listener is not None else None) or address
-        clusters = sorted({f["cluster_id"] for f in state.http_frontends
-                           if f["address"] == address and f.get("cluster_id")})
-        backends = [b["address"] for c in clusters for b in state.backends(c)]
-        route = f" -> clusters {', '.join(clusters)}" if clusters else ""
-        if try_address is None and demo_addresses.intersection(backends):
-            try_address = shown
-        status = "active" if fields["active"] else "inactive"
-        print(f"  http listener {shown}{route}, {status}", file=out)
+    for scheme, listeners, http_fronts in (
+        ("http", state.http_listeners, state.http_frontends),
+        ("https", state.https_listeners, state.https_frontends),
+    ):
+        for address, fields in listeners.items():
+            listener = worker.server.listeners.get(address)
+            shown = (listener.bound_address if listener is not None else None) or address
+            clusters = sorted({f["cluster_id"] for f in http_fronts
+                               if f["address"] == address and f.get("cluster_id")})
+            backends = [b["address"] for c in clusters for b in state.backends(c)]
+            route = f" -> clusters {', '.join(clusters)}" if clusters else ""
+            if try_address is None and scheme == "http" and demo_addresses.intersection(backends):
+                try_address = shown
+            status = "active" if fields["active"] else "inactive"
+            print(f"  {scheme} listener {shown}{route}, {status}", file=out)
     for demo in demos:
         print(f"  demo HTTP backend on {demo.address}", file=out)
     print(f"  HTTP parser: {_parser_backend()}", file=out)
@@ -1065,16 +1207,47 @@ def _listener_lines(content: dict[str, Any]) -> list[str]:
                 words.append(f"sticky cookie {sticky}")
             if config.get("answers"):
                 words.append("custom answers " + " ".join(sorted(config["answers"])))
+            if kind == "HTTPS":
+                words.extend(_tls_words(config))
             lines.append(f"  {address}  " + ", ".join(words))
     if not lines:
         lines.append("no listeners")
     return lines
 
 
-def _http_frontend_text(front: dict[str, Any]) -> str:
+def _tls_words(config: dict[str, Any]) -> list[str]:
+    """What an HTTPS listener's line shows of its TLS settings (never its key)."""
+    versions = [str(v).removeprefix("TLS_V").replace("_", ".") for v in config.get("versions")
+                or ()]
+    words = [f"TLS {', '.join(versions)}" if versions else "TLS 1.2, 1.3"]
+    if config.get("alpn_protocols"):
+        words.append(f"ALPN {','.join(config['alpn_protocols'])}")
+    if config.get("certificate"):
+        words.append("default certificate")
+    if config.get("strict_sni_binding") is False:
+        words.append("no strict SNI binding")
+    hsts = _hsts_text(config.get("hsts"))
+    if hsts:
+        words.append(hsts)
+    return words
+
+
+def _hsts_text(hsts: Any) -> str | None:
+    if not isinstance(hsts, dict):
+        return None
+    if not hsts.get("enabled"):
+        return "HSTS off"
+    text = f"HSTS max-age {hsts.get('max_age')}"
+    for key, word in (("include_subdomains", "includeSubDomains"), ("preload", "preload")):
+        if hsts.get(key):
+            text += f" {word}"
+    return text
+
+
+def _http_frontend_text(front: dict[str, Any], scheme: str = "http") -> str:
     path = front.get("path") or {}
     kind, value = path.get("kind", "PREFIX"), path.get("value", "")
-    text = f"http frontend {front.get('hostname')}"
+    text = f"{scheme} frontend {front.get('hostname')}"
     if value or kind != "PREFIX":
         text += f" path {kind.lower()} {value}"
     words = [f"{text} on {front.get('address')}"]
@@ -1088,6 +1261,9 @@ def _http_frontend_text(front: dict[str, Any]) -> str:
         words.append("basic auth")
     if front.get("headers"):
         words.append(f"{len(front['headers'])} header edit(s)")
+    hsts = _hsts_text(front.get("hsts"))
+    if hsts:
+        words.append(hsts)
     tags = front.get("tags") or {}
     if tags:
         words.append(" ".join(f"{k}={v}" for k, v in tags.items()))
@@ -1116,13 +1292,15 @@ def _cluster_lines(cluster_id: str, info: dict[str, Any], hash_value: int | None
         )
     http_frontends = info.get("http_frontends", [])
     lines.extend(f"  {_http_frontend_text(front)}" for front in http_frontends)
+    https_frontends = info.get("https_frontends") or []
+    lines.extend(f"  {_http_frontend_text(front, 'https')}" for front in https_frontends)
     frontends = info.get("tcp_frontends", [])
     for front in frontends:
         tags = front.get("tags") or {}
         tag_text = " " + " ".join(f"{k}={v}" for k, v in tags.items()) if tags else ""
         sni = f" for {front['hostname']}" if front.get("hostname") else ""
         lines.append(f"  frontend {front['address']}{sni}{tag_text}")
-    if not frontends and not http_frontends:
+    if not frontends and not http_frontends and not https_frontends:
         lines.append("  no frontend")
     backends = info.get("backends", [])
     for back in backends:
@@ -1238,6 +1416,15 @@ def _cluster_add_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]
         fields["answers"] = dict(args.answers)
     if args.authorized_hashes:
         fields["authorized_hashes"] = list(args.authorized_hashes)
+    backend_tls: dict[str, Any] = {}
+    if args.backend_tls_no_verify:
+        backend_tls["verify"] = False
+    if args.backend_tls_ca:
+        backend_tls["ca_file"] = os.path.abspath(args.backend_tls_ca)  # the proxy's cwd differs
+    if args.backend_tls_server_name:
+        backend_tls["server_name"] = args.backend_tls_server_name
+    if backend_tls or args.backend_tls:
+        fields["backend_tls"] = backend_tls
     return "ADD_CLUSTER", fields
 
 
@@ -1328,24 +1515,121 @@ _HTTP_LISTENER_OPTIONS = (
 )
 
 
+#: Options (dest names) that only HTTPS listeners, or frontends (``hsts*``), have.
+_HSTS_OPTIONS = (
+    "hsts",
+    "hsts_max_age",
+    "hsts_include_subdomains",
+    "hsts_preload",
+    "hsts_force_replace_backend",
+)
+_TLS_LISTENER_OPTIONS = (
+    "tls_versions",
+    "cipher_list",
+    "cipher_suites",
+    "signature_algorithms",
+    "groups_list",
+    "alpn_protocols",
+    "send_tls13_tickets",
+    "strict_sni_binding",
+    "certificate",
+    "key",
+    "certificate_chain",
+    *_HSTS_OPTIONS,
+)
+
+
 def _option_flag(name: str) -> str:
-    return {"answers": "--answer", "headers": "--header", "tags": "--tag"}.get(
-        name, "--" + name.replace("_", "-")
-    )
+    return {
+        "answers": "--answer",
+        "headers": "--header",
+        "tags": "--tag",
+        "groups_list": "--groups",
+        "alpn_protocols": "--alpn",
+    }.get(name, "--" + name.replace("_", "-"))
 
 
 def _refuse_http_options(args: argparse.Namespace, names: Sequence[str]) -> None:
-    """HTTP-only options without --http are a usage error, not a TCP request."""
-    if args.protocol == "HTTP":
+    """HTTP-only options without --http (or --https) are a usage error, not a TCP request."""
+    if args.protocol in ("HTTP", "HTTPS"):
         return
     for name in names:
         if getattr(args, name) not in (None, [], False):
             subparser: argparse.ArgumentParser = args.subparser
-            subparser.error(f"{_option_flag(name)} needs --protocol http (or --http)")
+            subparser.error(f"{_option_flag(name)} needs --protocol http (or --http, --https)")
+
+
+def _refuse_tls_options(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """TLS options without --https are a usage error (``--no-…`` forms included)."""
+    if args.protocol == "HTTPS":
+        return
+    for name in names:
+        if getattr(args, name, None) not in (None, []):
+            subparser: argparse.ArgumentParser = args.subparser
+            subparser.error(f"{_option_flag(name)} needs --protocol https (or --https)")
+
+
+def _hsts_fields(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``hsts`` object of the HSTS options (None: none given)."""
+    details = _given(args, "hsts_max_age", "hsts_include_subdomains", "hsts_preload",
+                     "hsts_force_replace_backend")
+    fields = {name.removeprefix("hsts_"): value for name, value in details.items()}
+    if args.hsts is False:
+        if fields:
+            subparser: argparse.ArgumentParser = args.subparser
+            subparser.error("--no-hsts takes no other --hsts-… option")
+        return {"enabled": False}
+    if args.hsts or fields:
+        return {"enabled": True, **fields}
+    return None
+
+
+def _read_pem(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CliError(f"cannot read the {what} file {path}: {reason}") from None
+
+
+def _certificate_files(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--certificate``, ``--key`` and ``--certificate-chain``, read and checked here (the
+    proxy may run on another host): Sōzu's ``CertificateAndKey`` PEM texts, None when none
+    is given. Unreadable files or PEM that does not make a certificate and its key raise
+    :class:`CliError`, so nothing is sent."""
+    given = [name for name in ("certificate", "key", "certificate_chain")
+             if getattr(args, name) is not None]
+    if not given:
+        return None
+    if args.certificate is None or args.key is None:
+        subparser: argparse.ArgumentParser = args.subparser
+        subparser.error(f"{_option_flag(given[0])} needs both --certificate and --key")
+    certificates = split_certificate_chain(_read_pem(args.certificate, "certificate"))
+    if not certificates:
+        raise CliError(f"no PEM certificate in {args.certificate}")
+    chain = certificates[1:]  # a "fullchain" file
+    if args.certificate_chain is not None:
+        linked = split_certificate_chain(_read_pem(args.certificate_chain, "certificate chain"))
+        if not linked:
+            raise CliError(f"no PEM certificate in {args.certificate_chain}")
+        chain.extend(linked)
+    key = _read_pem(args.key, "key")
+    try:
+        parse_certificate(certificates[0], key, chain, getattr(args, "names", None) or ())
+    except CertificateError as exc:  # named after the file it is about
+        culprit = str(exc).split(":", 1)[0].split("[", 1)[0]
+        path = getattr(args, culprit, None) if culprit in ("key", "certificate_chain") else None
+        raise CliError(f"{path or args.certificate}: {exc}") from None
+    return {"certificate": certificates[0], "certificate_chain": chain, "key": key}
 
 
 def _check_listener(args: argparse.Namespace) -> None:
     _refuse_http_options(args, _HTTP_LISTENER_OPTIONS)
+    _refuse_tls_options(args, _TLS_LISTENER_OPTIONS)
+    if args.protocol == "HTTPS":
+        args.hsts_fields = _hsts_fields(args)
+        args.pem = _certificate_files(args)
 
 
 def _listener_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -1360,7 +1644,7 @@ def _listener_fields(args: argparse.Namespace) -> dict[str, Any]:
             "connect_timeout",
         )
     )
-    if args.protocol == "HTTP":
+    if args.protocol in ("HTTP", "HTTPS"):
         fields.update(
             _given(
                 args,
@@ -1374,6 +1658,25 @@ def _listener_fields(args: argparse.Namespace) -> dict[str, Any]:
         )
         if args.answers:
             fields["answers"] = dict(args.answers)
+    if args.protocol == "HTTPS":
+        fields.update(
+            _given(
+                args,
+                "cipher_list",
+                "cipher_suites",
+                "signature_algorithms",
+                "groups_list",
+                "alpn_protocols",
+                "send_tls13_tickets",
+                "strict_sni_binding",
+            )
+        )
+        if args.tls_versions is not None:
+            fields["versions"] = args.tls_versions
+        if getattr(args, "hsts_fields", None) is not None:
+            fields["hsts"] = args.hsts_fields
+        if getattr(args, "pem", None) is not None:
+            fields.update(args.pem)
     return fields
 
 
@@ -1475,10 +1778,13 @@ def _check_frontend(args: argparse.Namespace) -> None:
     subparser: argparse.ArgumentParser = args.subparser
     options = [*_HTTP_RULE_OPTIONS, *(n for n in _HTTP_ACTION_OPTIONS if hasattr(args, n))]
     _refuse_http_options(args, options)
+    _refuse_tls_options(args, _HSTS_OPTIONS)
     if args.protocol == "TCP" and args.cluster_id == "-":
         subparser.error("a TCP frontend needs a cluster ('-' is for HTTP routes)")
-    if args.protocol == "HTTP" and args.hostname is None:
-        subparser.error("--hostname is required for an HTTP frontend")
+    if args.protocol != "TCP" and args.hostname is None:
+        subparser.error(f"--hostname is required for an {args.protocol} frontend")
+    if args.protocol == "HTTPS" and hasattr(args, "hsts"):
+        args.hsts_fields = _hsts_fields(args)
 
 
 def _http_rule(args: argparse.Namespace) -> dict[str, Any]:
@@ -1517,7 +1823,9 @@ def _frontend_add_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]
     )
     if args.headers:
         fields["headers"] = list(args.headers)
-    return "ADD_HTTP_FRONTEND", fields
+    if getattr(args, "hsts_fields", None) is not None:
+        fields["hsts"] = args.hsts_fields
+    return f"ADD_{args.protocol}_FRONTEND", fields
 
 
 def _frontend_remove_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
@@ -1527,7 +1835,7 @@ def _frontend_remove_request(args: argparse.Namespace) -> tuple[str, dict[str, A
             "address": args.address,
             **_given(args, "hostname"),
         }
-    return "REMOVE_HTTP_FRONTEND", _http_rule(args)
+    return f"REMOVE_{args.protocol}_FRONTEND", _http_rule(args)
 
 
 def _frontend_words(args: argparse.Namespace) -> str:
@@ -1535,7 +1843,7 @@ def _frontend_words(args: argparse.Namespace) -> str:
         sni = f" for {args.hostname}" if args.hostname else ""
         return f"frontend {args.address}{sni}"
     path = f" path {args.path}" if args.path else ""
-    return f"http frontend {args.hostname}{path} on {args.address}"
+    return f"{args.protocol.lower()} frontend {args.hostname}{path} on {args.address}"
 
 
 def _cmd_frontend_add(client: Client, args: argparse.Namespace) -> int:
@@ -1546,6 +1854,108 @@ def _cmd_frontend_add(client: Client, args: argparse.Namespace) -> int:
 
 
 _cmd_frontend_remove = _confirming(lambda args: f"{_frontend_words(args)} removed")
+
+
+# -- certificates -----------------------------------------------------------------------------
+
+
+def _check_certificate(args: argparse.Namespace) -> None:
+    args.pem = _certificate_files(args)
+
+
+def _certificate_and_key(args: argparse.Namespace) -> dict[str, Any]:
+    """Sōzu's ``CertificateAndKey`` of ``certificate add`` and ``replace``."""
+    certificate = dict(args.pem)
+    if args.names:
+        certificate["names"] = list(args.names)
+    if args.tls_versions is not None:
+        certificate["versions"] = args.tls_versions
+    return certificate
+
+
+def _certificate_add_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    fields = {"address": args.address, "certificate": _certificate_and_key(args)}
+    fields.update(_given(args, "expired_at"))
+    return "ADD_CERTIFICATE", fields
+
+
+def _certificate_replace_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    fields = {
+        "address": args.address,
+        "new_certificate": _certificate_and_key(args),
+        "old_fingerprint": args.old_fingerprint,
+    }
+    if args.expired_at is not None:
+        fields["new_expired_at"] = args.expired_at
+    return "REPLACE_CERTIFICATE", fields
+
+
+def _certificate_remove_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "REMOVE_CERTIFICATE", {"address": args.address, "fingerprint": args.fingerprint}
+
+
+def _certificate_list_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    return "QUERY_CERTIFICATES_FROM_WORKERS", {
+        "filters": {"domain": args.domain, "fingerprint": args.fingerprint}
+    }
+
+
+def _answered_fingerprint(answer: dict[str, Any]) -> str:
+    content = answer.get("content")
+    return str(content.get("fingerprint", "?")) if isinstance(content, dict) else "?"
+
+
+def _cmd_certificate_add(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
+    client.say(answer.get("message") or
+               f"certificate {_answered_fingerprint(answer)} added to {args.address}")
+    return 0
+
+
+def _cmd_certificate_replace(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
+    client.say(answer.get("message") or f"certificate {args.old_fingerprint} replaced by "
+               f"{_answered_fingerprint(answer)} on {args.address}")
+    return 0
+
+
+_cmd_certificate_remove = _confirming(
+    lambda args: f"certificate {args.fingerprint} removed from {args.address}"
+)
+
+
+def _certificate_lines(content: dict[str, Any]) -> list[str]:
+    """A QUERY_CERTIFICATES_FROM_WORKERS answer as a table (address, fingerprint, names,
+    expiry, default), then the PEM texts when the answer carries them."""
+    rows: list[tuple[str, ...]] = []
+    pems: list[str] = []
+    for address, certificates in sorted((content.get("certificates") or {}).items()):
+        for cert in certificates:
+            expired_at = cert.get("expired_at")
+            expiry = (
+                datetime.datetime.fromtimestamp(expired_at, datetime.UTC)
+                .strftime("%Y-%m-%d %H:%M:%S UTC")
+                if isinstance(expired_at, int) else "-"
+            )
+            rows.append((address, str(cert.get("fingerprint")),
+                         ", ".join(cert.get("names") or ()) or "-", expiry,
+                         "yes" if cert.get("default") else "no"))
+            if cert.get("certificate"):
+                pems.append(cert["certificate"].rstrip("\n"))
+                pems.extend(pem.rstrip("\n") for pem in cert.get("certificate_chain") or ())
+    if not rows:
+        return ["no certificates"]
+    header = ("ADDRESS", "FINGERPRINT", "NAMES", "EXPIRES", "DEFAULT")
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+             .rstrip() for row in (header, *rows)]
+    return lines + pems
+
+
+def _cmd_certificate_list(client: Client, args: argparse.Namespace) -> int:
+    answer = _send(client, args)
+    client.say("\n".join(_certificate_lines(answer.get("content") or {})))
+    return 0
 
 
 # -- queries, metrics, logging, health checks, limits -----------------------------------------

@@ -17,10 +17,11 @@ TOML text once and records where each key, table header and array element starts
 
 Sōzu's behaviour is kept where it applies: listener timeouts default to the server-wide
 ones; a frontend on an address with no listener gets a default listener of its protocol
-(TCP or HTTP); a TCP cluster's ``proxy_protocol`` comes from its ``send_proxy`` key and its
-listeners' ``expect_proxy`` (the enum names are accepted too, as ``proxy_protocol``); a TCP
-frontend may give a ``hostname`` (pysozu's SNI passthrough: an exact name or ``*.suffix``); a
-backend's weight defaults to 100; listeners are activated (after all routing requests) unless
+(TCP, HTTP, or HTTPS for an http frontend with a certificate); a TCP cluster's
+``proxy_protocol`` comes from its ``send_proxy`` key and its listeners' ``expect_proxy``
+(the enum names are accepted too, as ``proxy_protocol``); a TCP frontend may give a
+``hostname`` (pysozu's SNI passthrough: an exact name or ``*.suffix``); a backend's weight
+defaults to 100; listeners are activated (after all routing requests) unless
 ``activate_listeners = false``; a relative ``command_socket`` or ``saved_state`` is relative to
 the file's directory.
 
@@ -36,8 +37,31 @@ read here, relative to the configuration file, so the requests and the saved sta
 template itself and a reload notices a changed file.  Sōzu's legacy ``answer_NNN = "PATH"``
 listener keys (and a cluster's ``answer_503``) name files too; an empty template is skipped
 as Sōzu does.  A cluster's ``health_check`` table becomes its ADD_CLUSTER ``health_check``.
-HTTPS listeners and frontends (``certificate``, ``key``…) are refused until the TLS issue,
-and so are PROXY-protocol keys on HTTP clusters (Sōzu ignores them silently).
+An http cluster's ``backend_tls`` table (TLS to its backends) becomes its ``backend_tls``, a
+relative ``ca_file`` being relative to the configuration file.
+PROXY-protocol keys on HTTP clusters are refused (Sōzu ignores them silently).
+
+HTTPS (``protocol = "https"`` listeners; frontends of http clusters on them): a listener takes
+the HTTP listener's keys plus Sōzu's TLS ones, ``tls_versions`` (Sōzu's file spellings
+``TLS_V12``/``TLS_V13``, or the channel's ``TLS_V1_2``/``TLS_V1_3``; older versions are
+refused), ``cipher_list``, ``cipher_suites``, ``signature_algorithms``, ``groups_list`` (each
+name checked against OpenSSL here), ``send_tls13_tickets``, ``alpn_protocols``,
+``strict_sni_binding``, ``disable_http11`` and an ``hsts`` table (``enabled`` required, as in
+Sōzu; then ``max_age``, ``include_subdomains``, ``preload``, ``force_replace_backend``).
+``certificate``, ``certificate_chain`` and ``key`` are FILE PATHS, relative to the
+configuration file, read and checked here (PEM that parses, a key that matches), so the
+requests carry PEM text: on a listener they are its default certificate; on a frontend they
+become an ADD_CERTIFICATE on the frontend's listener, placed before its ADD_HTTPS_FRONTEND
+and sent once per listener however many frontends share it (skipped when it is the
+listener's default certificate).  A certificate file holding several certificates (a
+"fullchain") serves the first and chains the others before those of ``certificate_chain``.
+A frontend's ``tls_versions`` go with its certificate, its ``hsts`` overrides the listener's.
+A frontend on an https listener is an HTTPS frontend; without a certificate of its own it is
+served by the listener's other certificates, and a file that gives that listener none at all
+(no default certificate, no frontend certificate) is refused, as Sōzu does.  A frontend with a
+certificate on an address with no listener gets a default HTTPS listener (Sōzu's defaults, no
+default certificate: its frontends' certificates serve it).  TLS keys on an http listener or
+frontend are refused.
 """
 
 from __future__ import annotations
@@ -61,10 +85,14 @@ from pysozu.command import (
     REDIRECT_POLICIES,
     REDIRECT_SCHEMES,
     RULE_POSITIONS,
+    TLS_VERSIONS,
     CommandError,
     Request,
+    check_alpn_protocols,
     check_answers,
     check_authorized_hash,
+    check_backend_alpn,
+    check_backend_server_name,
     check_expected_status,
     check_header_name,
     check_header_value,
@@ -73,6 +101,7 @@ from pysozu.command import (
     check_port,
     check_probe_uri,
     check_realm,
+    check_tls_versions,
     check_token,
     check_wire_text,
     format_address,
@@ -81,6 +110,12 @@ from pysozu.command import (
     normalise_sni_hostname,
     parse_address,
 )
+from pysozu.protocols.certificates import (
+    CertificateError,
+    parse_certificate,
+    split_certificate_chain,
+)
+from pysozu.protocols.tls import TlsSettings
 from pysozu.state import ConfigState, StateError
 
 __all__ = [
@@ -90,6 +125,7 @@ __all__ = [
     "ServerConfig",
     "default_config",
     "load_config",
+    "normalise_tls_version",
     "parse_config",
 ]
 
@@ -233,8 +269,8 @@ _HTTP_LISTENER_KEYS: Final = _TCP_LISTENER_KEYS | frozenset(
         *(f"answer_{code}" for code in ANSWER_CODES),  # Sōzu's legacy per-status file paths
     }
 )
-#: Keys of Sōzu's HTTPS listeners, refused with a pointer to the TLS issue.
-_HTTPS_LISTENER_KEYS: Final = frozenset(
+#: The TLS keys of Sōzu's HTTPS listeners (which take the HTTP listener's keys too).
+_TLS_LISTENER_KEYS: Final = frozenset(
     {
         "certificate",
         "certificate_chain",
@@ -251,6 +287,7 @@ _HTTPS_LISTENER_KEYS: Final = frozenset(
         "hsts",
     }
 )
+_HTTPS_LISTENER_KEYS: Final = _HTTP_LISTENER_KEYS | _TLS_LISTENER_KEYS
 _COMMON_CLUSTER_KEYS: Final = frozenset(
     {
         "protocol",
@@ -275,6 +312,7 @@ _HTTP_CLUSTER_KEYS: Final = _COMMON_CLUSTER_KEYS | frozenset(
         "authorized_hashes",
         "www_authenticate",
         "max_body_size",
+        "backend_tls",
     }
 )
 #: ``hostname`` is pysozu's own (SNI passthrough): the TLS server name this frontend serves.
@@ -302,6 +340,34 @@ _HTTP_FRONTEND_KEYS: Final = frozenset(
 _HTTPS_FRONTEND_KEYS: Final = frozenset(
     {"certificate", "key", "certificate_chain", "tls_versions", "hsts"}
 )
+#: The certificate files of a listener or frontend (paths; the requests carry their PEM).
+_CERTIFICATE_FILES: Final = ("certificate", "certificate_chain", "key")
+#: ``hsts`` tables (Sōzu's ``FileHstsConfig``): ``enabled`` is required.
+_HSTS_KEYS: Final = frozenset(
+    {"enabled", "max_age", "include_subdomains", "preload", "force_replace_backend"}
+)
+#: TLS version spellings: Sōzu's configuration file (``TlsVersion::from_str``), the
+#: channel's names and OpenSSL's, matched in upper case with ``-`` as ``_``.
+_TLS_VERSION_WORDS: Final = {
+    **{name: name for name in TLS_VERSIONS},
+    "TLSV1": "TLS_V1_0",
+    "TLS_V10": "TLS_V1_0",
+    "TLS_V11": "TLS_V1_1",
+    "TLS_V12": "TLS_V1_2",
+    "TLS_V13": "TLS_V1_3",
+    "TLSV1.0": "TLS_V1_0",
+    "TLSV1.1": "TLS_V1_1",
+    "TLSV1.2": "TLS_V1_2",
+    "TLSV1.3": "TLS_V1_3",
+}
+#: Listener TLS keys whose names OpenSSL checks (file key -> ADD_HTTPS_LISTENER field).
+_TLS_NAME_LISTS: Final = {
+    "tls_versions": "versions",
+    "cipher_list": "cipher_list",
+    "cipher_suites": "cipher_suites",
+    "signature_algorithms": "signature_algorithms",
+    "groups_list": "groups_list",
+}
 _HEADER_KEYS: Final = frozenset({"position", "key", "value"})
 _HEALTH_CHECK_KEYS: Final = frozenset(
     {
@@ -313,13 +379,18 @@ _HEALTH_CHECK_KEYS: Final = frozenset(
         "expected_status",
     }
 )
-_TLS_LATER: Final = "HTTPS listeners arrive with the TLS issue"
+#: ``[clusters.NAME.backend_tls]`` (pysozu's own: TLS to the backends)
+_BACKEND_TLS_KEYS: Final = frozenset({"verify", "ca_file", "ca", "server_name", "alpn_protocols"})
 #: Sōzu ignores PROXY-protocol keys on HTTP clusters; refusing them says they do nothing.
 _NOT_FOR_HTTP_CLUSTERS: Final = (
     "only valid for tcp clusters (HTTP clusters do not use the PROXY protocol)"
 )
 #: Listener protocol -> request type that adds such a listener.
-_ADD_LISTENER: Final = {"TCP": "ADD_TCP_LISTENER", "HTTP": "ADD_HTTP_LISTENER"}
+_ADD_LISTENER: Final = {
+    "TCP": "ADD_TCP_LISTENER",
+    "HTTP": "ADD_HTTP_LISTENER",
+    "HTTPS": "ADD_HTTPS_LISTENER",
+}
 _BACKEND_KEYS: Final = frozenset({"address", "weight", "backend_id", "sticky_id", "backup"})
 #: Spellings accepted for ``proxy_protocol``: the enum names and short lower-case words.
 _PROXY_PROTOCOL_WORDS: Final = {
@@ -405,6 +476,17 @@ def parse_config(
     return _Builder(text, source, base_dir).build(data)
 
 
+def normalise_tls_version(word: str) -> str:
+    """A TLS version by the channel's name (``TLS_V1_2``) from any accepted spelling (Sōzu's
+    file ``TLS_V12``, ``TLSv1.2``…, in any case); :class:`ValueError` when unknown."""
+    name = _TLS_VERSION_WORDS.get(word.strip().upper().replace("-", "_"))
+    if name is None:
+        raise ValueError(
+            f"unknown TLS version {word!r} (TLS_V12 or TLS_V13, also written TLS_V1_2, TLS_V1_3)"
+        )
+    return name
+
+
 # --------------------------------------------------------------------------------------------
 # Building
 # --------------------------------------------------------------------------------------------
@@ -437,6 +519,11 @@ class _Builder:
         #: TCP frontend (address, hostname or "") -> cluster; HTTP frontend rule -> cluster.
         self.frontend_owner: dict[tuple[str, str], str] = {}
         self.http_rule_owner: dict[tuple[str, ...], str] = {}
+        #: HTTPS listener address -> fingerprint -> (the certificate as sent, where it was
+        #: given): its certificates, the default one included
+        self.certificates: dict[str, dict[str, tuple[dict[str, Any], _Path]]] = {}
+        #: HTTPS frontends with no certificate of their own: (path, listener address)
+        self.uncertified: list[tuple[_Path, str]] = []
 
     def error(self, path: _Path, reason: str) -> ConfigError:
         if self._positions is None:
@@ -522,17 +609,16 @@ class _Builder:
         word = protocol.lower()
         if word in supported:
             return word
-        if word == "https" and what == "listener":
-            reason = f"https listeners are not supported yet: {_TLS_LATER}"
-        elif word == "https":
+        if word == "https" and what == "cluster":
             reason = (
                 "must be 'tcp' or 'http' (got 'https'): HTTPS frontends belong to http "
-                f"clusters, and {_TLS_LATER}"
+                "clusters (a frontend on an https listener, or with a certificate)"
             )
         elif word == "udp":
             reason = f"udp {what}s are not supported yet"
         else:
-            reason = f"must be {' or '.join(map(repr, supported))} (got {protocol!r})"
+            *first, last = map(repr, supported)
+            reason = f"must be {', '.join(first)} or {last} (got {protocol!r})"
         raise self.error((*path, "protocol"), reason)
 
     def keys(
@@ -597,6 +683,36 @@ class _Builder:
             )
         return config
 
+    def backend_tls(self, path: _Path, raw: Any) -> dict[str, Any]:
+        """A cluster's ``backend_tls`` table; a relative ``ca_file`` is relative to the
+        configuration file's folder (the worker reads it when the cluster is added)."""
+        table = self.table(path, raw, _BACKEND_TLS_KEYS, "backend TLS settings")
+        config: dict[str, Any] = {}
+        if "verify" in table:
+            config["verify"] = self.value((*path, "verify"), table["verify"], "bool")
+        if "ca" in table:
+            config["ca"] = self.value((*path, "ca"), table["ca"], "nonempty_str")
+        if "ca_file" in table:
+            if "ca" in table:
+                raise self.error((*path, "ca_file"), "give either ca or ca_file, not both")
+            target = Path(self.value((*path, "ca_file"), table["ca_file"], "nonempty_str"))
+            if not target.is_absolute() and self.base_dir is not None:
+                target = self.base_dir / target
+            config["ca_file"] = str(target)
+        if "server_name" in table:
+            name = self.value((*path, "server_name"), table["server_name"], "nonempty_str")
+            config["server_name"] = self.checked(
+                (*path, "server_name"), check_backend_server_name, name)
+        if "alpn_protocols" in table:
+            protocols = [
+                self.value((*path, "alpn_protocols", i), p, "str")
+                for i, p in enumerate(self.array((*path, "alpn_protocols"),
+                                                 table["alpn_protocols"], "strings"))
+            ]
+            config["alpn_protocols"] = self.checked(
+                (*path, "alpn_protocols"), check_backend_alpn, protocols)
+        return config
+
     def required(self, path: _Path, table: dict[str, Any], key: str, what: str) -> Any:
         if key not in table:
             raise self.error(path, f"missing key {key!r} for {what}")
@@ -642,6 +758,13 @@ class _Builder:
         cluster_requests: list[tuple[str, dict[str, Any]]] = []
         for name, cluster in clusters.items():
             cluster_requests.extend(self.cluster(("clusters", name), name, cluster, server))
+        for path, address in self.uncertified:
+            if not self.certificates.get(address):
+                raise self.error(
+                    path,
+                    f"the https listener {address} has no certificate: give this frontend "
+                    "certificate and key files, or the listener a default certificate",
+                )
 
         items: list[tuple[str, dict[str, Any]]] = [
             (_ADD_LISTENER[proxy], fields) for proxy, fields in self.listeners
@@ -689,15 +812,17 @@ class _Builder:
     def listener(self, path: _Path, raw: Any, server: ServerConfig) -> None:
         if not isinstance(raw, dict):
             raise self.error(path, "must be a table (a listener)")
-        protocol = self.protocol(path, raw, "listener", ("tcp", "http"))
-        https_only = f"only valid for https listeners ({_TLS_LATER})"
-        if protocol == "http":
+        protocol = self.protocol(path, raw, "listener", ("tcp", "http", "https"))
+        https_only = "only valid for https listeners"
+        if protocol == "https":
+            self.keys(path, raw, _HTTPS_LISTENER_KEYS, "an https listener", {})
+        elif protocol == "http":
             self.keys(
                 path,
                 raw,
                 _HTTP_LISTENER_KEYS,
                 "an http listener",
-                {https_only: _HTTPS_LISTENER_KEYS},
+                {https_only: _TLS_LISTENER_KEYS},
             )
         else:
             self.keys(
@@ -707,7 +832,7 @@ class _Builder:
                 "a tcp listener",
                 {
                     "only valid for http listeners": _HTTP_LISTENER_KEYS,
-                    https_only: _HTTPS_LISTENER_KEYS,
+                    https_only: _TLS_LISTENER_KEYS,
                 },
             )
         table = raw
@@ -731,9 +856,11 @@ class _Builder:
                     (*path, "public_address"), "public_address is incompatible with expect_proxy"
                 )
         timeouts = ["front_timeout", "back_timeout", "connect_timeout"]
-        if protocol == "http":
+        if protocol != "tcp":
             timeouts.append("request_timeout")
             self.http_listener_keys(path, table, fields)
+        if protocol == "https":
+            self.tls_listener_keys(path, table, fields)
         for key in timeouts:
             fields[key] = self.value((*path, key), table.get(key, getattr(server, key)), "uint32")
         self.add_listener(protocol.upper(), fields)
@@ -770,6 +897,137 @@ class _Builder:
             answers.update(self.answers((*path, "answers"), table["answers"]))
         fields["answers"] = answers
 
+    def tls_listener_keys(
+        self, path: _Path, table: dict[str, Any], fields: dict[str, Any]
+    ) -> None:
+        """The TLS keys of an https listener (see the module docstring)."""
+        for key, name in _TLS_NAME_LISTS.items():
+            if key not in table:
+                continue
+            words = self.string_list((*path, key), table[key])
+            if key == "tls_versions":
+                if not words:
+                    raise self.error((*path, key), "must name at least one TLS version")
+                words = self.tls_versions((*path, key), words)
+            try:  # the names OpenSSL would refuse when the listener is added
+                TlsSettings.from_fields({name: words})
+            except ValueError as exc:
+                raise self.error((*path, key), str(exc)) from None
+            fields[name] = words
+        if "send_tls13_tickets" in table:
+            fields["send_tls13_tickets"] = self.value(
+                (*path, "send_tls13_tickets"), table["send_tls13_tickets"], "uint64"
+            )
+        if "alpn_protocols" in table:
+            protocols = self.string_list((*path, "alpn_protocols"), table["alpn_protocols"])
+            if not protocols:
+                raise self.error((*path, "alpn_protocols"), "must name at least one protocol")
+            fields["alpn_protocols"] = self.checked(
+                (*path, "alpn_protocols"), check_alpn_protocols, protocols
+            )
+        for key in ("strict_sni_binding", "disable_http11"):
+            if key in table:
+                fields[key] = self.value((*path, key), table[key], "bool")
+        if fields.get("disable_http11"):
+            raise self.error(
+                (*path, "disable_http11"),
+                "disable_http11 = true leaves no protocol to serve: HTTP/2 is not served yet",
+            )
+        if "hsts" in table:
+            fields["hsts"] = self.hsts((*path, "hsts"), table["hsts"])
+        files = self.certificate_files(path, table)
+        if files is not None:
+            certificate, fingerprint = files
+            fields.update(certificate)
+            self.certificates[fields["address"]] = {fingerprint: (certificate, path)}
+
+    def string_list(self, path: _Path, raw: Any) -> list[str]:
+        return [
+            self.value((*path, index), item, "str")
+            for index, item in enumerate(self.array(path, raw, "strings"))
+        ]
+
+    def tls_versions(self, path: _Path, words: list[str]) -> list[str]:
+        """TLS versions in any accepted spelling, as the channel names them."""
+        names: list[str] = []
+        for index, word in enumerate(words):
+            try:
+                names.append(normalise_tls_version(word))
+            except ValueError as exc:
+                raise self.error((*path, index), str(exc)) from None
+        return self.checked(path, check_tls_versions, names)
+
+    def hsts(self, path: _Path, raw: Any) -> dict[str, Any]:
+        """An ``hsts`` table (Sōzu's ``FileHstsConfig``): ``enabled`` is required, and an
+        enabled policy without ``max_age`` gets the channel's default (one year)."""
+        table = self.table(path, raw, _HSTS_KEYS, "an hsts table")
+        if "enabled" not in table:
+            raise self.error(
+                path,
+                "missing key 'enabled' for an hsts table (true enables it, false turns off a "
+                "listener's policy)",
+            )
+        config: dict[str, Any] = {}
+        for key in ("enabled", "include_subdomains", "preload", "force_replace_backend"):
+            if key in table:
+                config[key] = self.value((*path, key), table[key], "bool")
+        if "max_age" in table:
+            config["max_age"] = self.value((*path, "max_age"), table["max_age"], "uint32")
+        return config
+
+    def pem_file(self, path: _Path, raw: Any, what: str) -> str:
+        """The text of a PEM file (relative to the configuration's folder)."""
+        file = self.value(path, raw, "nonempty_str")
+        target = Path(file)
+        if not target.is_absolute() and self.base_dir is not None:
+            target = self.base_dir / target
+        try:
+            return target.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise self.error(path, f"cannot read the {what} file {file}: {reason}") from None
+
+    def certificate_files(
+        self, path: _Path, table: dict[str, Any]
+    ) -> tuple[dict[str, Any], str] | None:
+        """The ``certificate``, ``certificate_chain`` and ``key`` files of a listener or
+        frontend, read and checked: ``({certificate, certificate_chain, key}, fingerprint)``
+        with PEM texts, or None when none of them is given."""
+        given = [key for key in _CERTIFICATE_FILES if key in table]
+        if not given:
+            return None
+        for key in ("certificate", "key"):
+            if key not in table:
+                raise self.error(
+                    (*path, given[0]), f"needs both certificate and key (missing {key!r})"
+                )
+        cert_path = (*path, "certificate")
+        text = self.pem_file(cert_path, table["certificate"], "certificate")
+        certificates = split_certificate_chain(text)
+        if not certificates:
+            raise self.error(cert_path, f"no PEM certificate in {table['certificate']}")
+        chain = certificates[1:]  # a "fullchain" file: the others are its chain
+        if "certificate_chain" in table:
+            chain_path = (*path, "certificate_chain")
+            text = self.pem_file(chain_path, table["certificate_chain"], "certificate chain")
+            linked = split_certificate_chain(text)
+            if not linked:
+                raise self.error(
+                    chain_path, f"no PEM certificate in {table['certificate_chain']}"
+                )
+            chain.extend(linked)
+        key = self.pem_file((*path, "key"), table["key"], "key")
+        try:
+            parsed = parse_certificate(certificates[0], key, chain)
+        except CertificateError as exc:
+            reason = str(exc)
+            culprit = reason.split(":", 1)[0].split("[", 1)[0]
+            if culprit not in _CERTIFICATE_FILES:
+                culprit = "certificate"
+            raise self.error((*path, culprit), reason) from None
+        files = {"certificate": certificates[0], "certificate_chain": chain, "key": key}
+        return files, parsed.fingerprint
+
     def add_listener(self, proxy: str, fields: dict[str, Any]) -> None:
         self.listeners.append((proxy, fields))
         self.listener_at[fields["address"]] = (proxy, fields)
@@ -778,7 +1036,7 @@ class _Builder:
         """Sōzu gives a frontend on an unknown address a listener with default settings."""
         fields: dict[str, Any] = {"address": address, "expect_proxy": False}
         timeouts = ["front_timeout", "back_timeout", "connect_timeout"]
-        if proxy == "HTTP":
+        if proxy != "TCP":
             timeouts.append("request_timeout")
         for key in timeouts:
             fields[key] = getattr(server, key)
@@ -834,8 +1092,9 @@ class _Builder:
         if protocol == "http":
             self.http_cluster_keys(path, table, config)
             frontend_requests = [
-                ("ADD_HTTP_FRONTEND", self.http_frontend((*path, "frontends", i), f, name, server))
+                item
                 for i, f in enumerate(frontends_raw)
+                for item in self.http_frontend((*path, "frontends", i), f, name, server)
             ]
         else:
             frontends = self.tcp_frontends(path, frontends_raw, name, server)
@@ -848,6 +1107,8 @@ class _Builder:
         ]
 
     def http_cluster_keys(self, path: _Path, table: dict[str, Any], config: dict[str, Any]) -> None:
+        if "backend_tls" in table:
+            config["backend_tls"] = self.backend_tls((*path, "backend_tls"), table["backend_tls"])
         if "max_body_size" in table:
             config["max_body_size"] = self.value(
                 (*path, "max_body_size"), table["max_body_size"], "uint64"
@@ -937,16 +1198,12 @@ class _Builder:
 
     def http_frontend(
         self, path: _Path, raw: Any, name: str, server: ServerConfig
-    ) -> dict[str, Any]:
-        if isinstance(raw, dict):
-            self.keys(
-                path,
-                raw,
-                _HTTP_FRONTEND_KEYS,
-                "an http frontend",
-                {f"only valid for https frontends ({_TLS_LATER})": _HTTPS_FRONTEND_KEYS},
-            )
-        front = self.table(path, raw, _HTTP_FRONTEND_KEYS, "an http frontend")
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """An http cluster's frontend: its ADD_HTTP(S)_FRONTEND, after the ADD_CERTIFICATE
+        of its certificate when it brings one the listener does not have yet."""
+        front = self.table(
+            path, raw, _HTTP_FRONTEND_KEYS | _HTTPS_FRONTEND_KEYS, "an http frontend"
+        )
         address = self.value(
             (*path, "address"), self.required(path, front, "address", "a frontend"), "address"
         )
@@ -1012,16 +1269,60 @@ class _Builder:
             other = "this cluster" if owner == name else f"cluster {owner!r}"
             raise self.error(path, f"{other} already has a frontend with this rule")
         self.http_rule_owner[rule] = name
+        tls_keys = [key for key in front if key in _HTTPS_FRONTEND_KEYS]
         listener = self.listener_at.get(address)
         if listener is None:
-            self.default_listener("HTTP", address, server)
-        elif listener[0] != "HTTP":
+            proxy = "HTTPS" if any(key in front for key in _CERTIFICATE_FILES) else "HTTP"
+        elif listener[0] == "TCP":
             raise self.error(
                 (*path, "address"),
-                f"{address} is a {listener[0].lower()} listener; an http frontend needs an "
-                "http listener",
+                f"{address} is a tcp listener; an http frontend needs an http or https listener",
             )
-        return fields
+        else:
+            proxy = listener[0]
+        if proxy == "HTTP":
+            if tls_keys:
+                reason = "only valid for https frontends"
+                if listener is None:  # no certificate: no default https listener either
+                    reason += " (with certificate and key files)"
+                else:
+                    reason += f" ({address} is an http listener)"
+                raise self.error((*path, tls_keys[0]), reason)
+            if listener is None:
+                self.default_listener("HTTP", address, server)
+            return [("ADD_HTTP_FRONTEND", fields)]
+
+        requests: list[tuple[str, dict[str, Any]]] = []
+        files = self.certificate_files(path, front)
+        if "tls_versions" in front and files is None:
+            raise self.error(
+                (*path, "tls_versions"), "only valid with certificate and key (they apply to it)"
+            )
+        if "hsts" in front:
+            fields["hsts"] = self.hsts((*path, "hsts"), front["hsts"])
+        if listener is None:
+            self.default_listener("HTTPS", address, server)
+        known = self.certificates.setdefault(address, {})
+        if files is None:
+            self.uncertified.append((path, address))
+        else:
+            certificate = dict(files[0])
+            if "tls_versions" in front:
+                words = self.string_list((*path, "tls_versions"), front["tls_versions"])
+                certificate["versions"] = self.tls_versions((*path, "tls_versions"), words)
+            if files[1] not in known:
+                known[files[1]] = (certificate, path)
+                requests.append(
+                    ("ADD_CERTIFICATE", {"address": address, "certificate": certificate})
+                )
+            elif known[files[1]][0] != certificate:  # sent once: its uses must agree
+                raise self.error(
+                    (*path, "certificate"),
+                    f"this certificate is also given at {_dotted(known[files[1]][1])} with "
+                    "another certificate_chain or tls_versions (it is added once per listener)",
+                )
+        requests.append(("ADD_HTTPS_FRONTEND", fields))
+        return requests
 
     def headers(self, path: _Path, raw: Any) -> list[dict[str, str]]:
         """Header edits ``{ position, key, value }`` (Sōzu's file spelling of ``val``)."""

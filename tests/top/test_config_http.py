@@ -296,7 +296,7 @@ def fe(extra: str) -> str:
 ERRORS: list[tuple[str, str, str, int, str]] = [
     # listeners
     ("https key on http listener", HL + 'certificate = "c.pem"\n', "listeners[0].certificate", 4,
-     "only valid for https listeners (HTTPS listeners arrive with the TLS issue)"),
+     "only valid for https listeners"),
     ("unknown http listener key", HL + "colour = 1\n", "listeners[0].colour", 4,
      "unknown key for an http listener"),
     ("h2 knob on http listener", HL + "h2_max_concurrent_streams = 10\n",
@@ -386,9 +386,9 @@ ERRORS: list[tuple[str, str, str, int, str]] = [
      "clusters.app.frontends[0].rewrite_path", 3, "must not contain CR, LF, NUL"),
     ("frontend bad required_auth", fe(", required_auth = 1"),
      "clusters.app.frontends[0].required_auth", 3, "must be a boolean"),
-    ("frontend certificate", fe(', certificate = "c.pem"'),
+    ("frontend certificate without key", fe(', certificate = "c.pem"'),
      "clusters.app.frontends[0].certificate", 3,
-     "only valid for https frontends (HTTPS listeners arrive with the TLS issue)"),
+     "needs both certificate and key (missing 'key')"),
     ("frontend hsts", fe(", hsts = { enabled = true }"), "clusters.app.frontends[0].hsts", 3,
      "only valid for https frontends"),
     ("frontend unknown key", fe(', colour = "red"'), "clusters.app.frontends[0].colour", 3,
@@ -423,7 +423,7 @@ ERRORS: list[tuple[str, str, str, int, str]] = [
      "clusters.b.frontends[0]", 6, "cluster 'app' already has a frontend with this rule"),
     ("http frontend on a tcp listener", '[[listeners]]\nprotocol = "tcp"\naddress = "127.0.0.1:1"\n'
      + fe(""), "clusters.app.frontends[0].address", 6,
-     "127.0.0.1:1 is a tcp listener; an http frontend needs an http listener"),
+     "127.0.0.1:1 is a tcp listener; an http frontend needs an http or https listener"),
     ("tcp frontend on an http listener", HL + '[clusters.t]\nprotocol = "tcp"\n'
      'frontends = [{ address = "127.0.0.1:1" }]\n', "clusters.t.frontends[0].address", 6,
      "127.0.0.1:1 is an http listener; a tcp frontend needs a tcp listener"),
