@@ -53,8 +53,10 @@ configuration file, read and checked here (PEM that parses, a key that matches),
 requests carry PEM text: on a listener they are its default certificate; on a frontend they
 become an ADD_CERTIFICATE on the frontend's listener, placed before its ADD_HTTPS_FRONTEND
 and sent once per listener however many frontends share it (skipped when it is the
-listener's default certificate).  A certificate file holding several certificates (a
-"fullchain") serves the first and chains the others before those of ``certificate_chain``.
+listener's default certificate; frontends that share it and disagree on its
+``certificate_chain`` or ``tls_versions`` are refused).  A certificate file holding several
+certificates (a "fullchain") serves the first and chains the others before those of
+``certificate_chain``.
 A frontend's ``tls_versions`` go with its certificate, its ``hsts`` overrides the listener's.
 A frontend on an https listener is an HTTPS frontend; without a certificate of its own it is
 served by the listener's other certificates, and a file that gives that listener none at all
@@ -1315,12 +1317,16 @@ class _Builder:
                 requests.append(
                     ("ADD_CERTIFICATE", {"address": address, "certificate": certificate})
                 )
-            elif known[files[1]][0] != certificate:  # sent once: its uses must agree
-                raise self.error(
-                    (*path, "certificate"),
-                    f"this certificate is also given at {_dotted(known[files[1]][1])} with "
-                    "another certificate_chain or tls_versions (it is added once per listener)",
-                )
+            else:  # sent once: its uses must not disagree on its chain or versions
+                sent, where = known[files[1]]
+                for key in ("certificate_chain", "versions"):
+                    if key in certificate and key in sent and certificate[key] != sent[key]:
+                        name = "tls_versions" if key == "versions" else key
+                        raise self.error(
+                            (*path, name),
+                            f"this certificate is also given at {_dotted(where)} with another "
+                            f"{name} (a certificate is added once per listener)",
+                        )
         requests.append(("ADD_HTTPS_FRONTEND", fields))
         return requests
 

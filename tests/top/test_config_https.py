@@ -377,6 +377,19 @@ ERRORS: list[tuple[str, str, str, int, str]] = [
      '  { address = "127.0.0.1:8443", hostname = "a.test"' + A + ' },\n'
      '  { address = "127.0.0.1:8443", hostname = "a.test" },\n]\n',
      "clusters.app.frontends[1]", 8, "this cluster already has a frontend with this rule"),
+    ("shared certificate, other chain", HS + CL + 'frontends = [\n'
+     '  { address = "127.0.0.1:8443", hostname = "a.test"' + A + ' },\n'
+     '  { address = "127.0.0.1:8443", hostname = "b.test"' + A
+     + ', certificate_chain = "certs/chain.pem" },\n]\n',
+     "clusters.app.frontends[1].certificate_chain", 8,
+     "this certificate is also given at clusters.app.frontends[0] with another "
+     "certificate_chain"),
+    ("shared certificate, other versions", HS + CL + 'frontends = [\n'
+     '  { address = "127.0.0.1:8443", hostname = "a.test"' + A
+     + ', tls_versions = ["TLS_V12"] },\n'
+     '  { address = "127.0.0.1:8443", hostname = "b.test"' + A
+     + ', tls_versions = ["TLS_V13"] },\n]\n',
+     "clusters.app.frontends[1].tls_versions", 8, "with another tls_versions"),
 ]  # fmt: skip
 
 
