@@ -236,13 +236,20 @@ def server_context(certificate: Certificate, settings: TlsSettings) -> SSL.Conte
 
 
 def base_context(resolver: CertificateResolver, settings: TlsSettings) -> SSL.Context:
-    """The context a listener's connections start with: at the ClientHello its servername
-    callback switches each connection to the context of the certificate the SNI resolves to
-    (or the default one); with no certificate at all the handshake fails."""
+    """The context a listener's connections start with, serving no certificate: at the
+    ClientHello its servername callback switches each connection to the context of the
+    certificate the SNI resolves to (or the default one); with none the handshake fails."""
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
     _configure(context, settings)
-    # sessions (the cache and the ticket keys) belong to this first context, whatever
-    # certificate's context a connection switches to: resumption works across certificates
+    _route_servername(context, resolver)
+    return context
+
+
+def _route_servername(context: SSL.Context, resolver: CertificateResolver) -> None:
+    """Make ``context`` a starting context: its servername callback picks each connection's
+    certificate, and the sessions it keeps (cache, ticket keys) serve every certificate."""
+    # sessions belong to the first context, whatever certificate's context a connection
+    # switches to: resumption works across certificates
     context.set_session_id(b"pysozu")
 
     def on_servername(conn: SSL.Connection) -> None:
@@ -250,27 +257,51 @@ def base_context(resolver: CertificateResolver, settings: TlsSettings) -> SSL.Co
         name = raw.decode("ascii", "replace") if raw else None
         certificate = resolver.resolve(name)
         if certificate is not None:
-            conn.set_context(resolver.context(certificate))
+            target = resolver.context(certificate)
+            if target is not conn.get_context():
+                # a switch copies the certificate data into the connection: skipped when it
+                # already starts on that certificate's context (the listener's default)
+                conn.set_context(target)
             conn.set_app_data(certificate)  # the served names, for strict SNI binding
 
     context.set_tlsext_servername_callback(on_servername)
-    return context
 
 
 class ListenerTls:
     """The TLS side of an HTTPS listener: its settings, its certificates (the resolver,
-    whose contexts are made with the settings) and the base context handshakes start on.
+    whose contexts are made with the settings) and the context handshakes start on.
 
-    New settings (UPDATE_HTTPS_LISTENER) make a new base context and drop the per-certificate
-    contexts: the next handshakes use them, established connections keep theirs.
+    With a default certificate, handshakes start on that certificate's own context, so the
+    connections it serves (no SNI, unknown names, its own names) need no context switch;
+    without one they start on a bare base context. Either way the servername callback
+    moves each connection to its certificate's context. New settings (UPDATE_HTTPS_LISTENER)
+    drop every context: the next handshakes use new ones, established connections keep
+    theirs. A new default certificate also changes the starting context, and with it the
+    session cache and ticket keys (earlier sessions are then not resumed).
     """
 
-    __slots__ = ("context", "resolver", "settings")
+    __slots__ = ("_start", "_start_for", "resolver", "settings")
 
     def __init__(self, settings: TlsSettings) -> None:
         self.settings = settings
         self.resolver = CertificateResolver(self._context_for)
-        self.context = base_context(self.resolver, settings)
+        self._start: SSL.Context | None = None
+        self._start_for: str | None = None
+
+    @property
+    def context(self) -> SSL.Context:
+        """The starting context of new connections (made again when the default changes)."""
+        default = self.resolver.default
+        start = self._start
+        if start is None or default != self._start_for:
+            certificate = self.resolver.by_fingerprint.get(default) if default else None
+            if certificate is None:
+                start = base_context(self.resolver, self.settings)
+            else:
+                start = self.resolver.context(certificate)
+                _route_servername(start, self.resolver)
+            self._start, self._start_for = start, default
+        return start
 
     def _context_for(self, certificate: Certificate) -> SSL.Context:
         return server_context(certificate, self.settings)
@@ -286,7 +317,7 @@ class ListenerTls:
     def set_settings(self, settings: TlsSettings) -> None:
         self.settings = settings
         self.resolver.clear_contexts()
-        self.context = base_context(self.resolver, settings)
+        self._start = None
 
 
 def connection_info(conn: SSL.Connection) -> tuple[str | None, str | None, str | None, str | None]:
