@@ -286,16 +286,17 @@ def fetch(address: str, path: str = "/", host: str = HOST, *, method: str = "GET
 # -- the proxy ------------------------------------------------------------------------------------
 
 
-def http_listen(proxy: Proxy, **fields: Any) -> str:
-    """Add and activate an HTTP listener on a port the test bound itself; its address."""
+def http_listen(proxy: Proxy, *, protocol: str = "HTTP", **fields: Any) -> str:
+    """Add and activate an HTTP (or HTTPS) listener on a port the test bound itself; its
+    address."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     address = "127.0.0.1:%d" % sock.getsockname()[1]
     proxy.worker.offer_listen_socket(address, sock)
-    proxy.ok("ADD_HTTP_LISTENER", address=address, **fields)
-    proxy.ok("ACTIVATE_LISTENER", address=address, proxy="HTTP", from_scm=True)
+    proxy.ok(f"ADD_{protocol}_LISTENER", address=address, **fields)
+    proxy.ok("ACTIVATE_LISTENER", address=address, proxy=protocol, from_scm=True)
     return address
 
 

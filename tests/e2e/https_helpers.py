@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import WAIT, Proxy
+from tests.e2e.http_helpers import http_listen
 
 NOW = datetime.datetime.now(datetime.UTC)
 
@@ -112,15 +113,7 @@ def fingerprint_of(pem: str) -> str:
 
 def https_listen(proxy: Proxy, **fields: Any) -> str:
     """Add and activate an HTTPS listener on a port the test bound itself; its address."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    address = "127.0.0.1:%d" % sock.getsockname()[1]
-    proxy.worker.offer_listen_socket(address, sock)
-    proxy.ok("ADD_HTTPS_LISTENER", address=address, **fields)
-    proxy.ok("ACTIVATE_LISTENER", address=address, proxy="HTTPS", from_scm=True)
-    return address
+    return http_listen(proxy, protocol="HTTPS", **fields)
 
 
 def add_certificate(proxy: Proxy, address: str, pem: str, key: str, **fields: Any) -> str:
@@ -202,3 +195,84 @@ def https_get(address: str, host: str, path: str = "/", *, ca: TestCA | None = N
         return result
     finally:
         sock.close()
+
+
+def client_hello(server_name: str | None) -> bytes:
+    """The first flight (ClientHello) of a Python ``ssl`` client, made without a socket."""
+    context = client_context(None)
+    obj = context.wrap_bio(ssl.MemoryBIO(), outgoing := ssl.MemoryBIO(),
+                           server_hostname=server_name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        return outgoing.read()
+    raise AssertionError("a TLS client finished its handshake without a server")
+
+
+class BioClient:
+    """A TLS client over a plain socket through memory BIOs: the test decides what goes on
+    the wire (bytes before the ClientHello, a TCP half-close) and tells a ``close_notify``
+    (:meth:`read_to_close` returns) from a bare TCP EOF (``ssl.SSLEOFError``)."""
+
+    def __init__(self, address: str, context: ssl.SSLContext, server_name: str | None) -> None:
+        host, port = address.rsplit(":", 1)
+        self.raw = socket.create_connection((host, int(port)), timeout=WAIT)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_name)
+
+    def first_flight(self) -> bytes:
+        """The ClientHello, taken out instead of sent (the test sends it)."""
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            return self.outgoing.read()
+        raise AssertionError("the handshake finished without a server")
+
+    def pump(self) -> bool:
+        """Send what TLS wrote, feed TLS what came back; False at the peer's TCP EOF."""
+        if self.outgoing.pending:
+            self.raw.sendall(self.outgoing.read())
+        data = self.raw.recv(65536)  # bounded by the socket timeout
+        if data:
+            self.incoming.write(data)
+        else:
+            self.incoming.write_eof()
+        return bool(data)
+
+    def handshake(self) -> None:
+        while True:
+            try:
+                self.tls.do_handshake()
+                return
+            except ssl.SSLWantReadError:
+                assert self.pump(), "closed during the handshake"
+
+    def send(self, data: bytes) -> None:
+        self.tls.write(data)
+        self.raw.sendall(self.outgoing.read())
+
+    def read_until(self, marker: bytes) -> bytes:
+        """Decrypted bytes until ``marker`` came; fails if the proxy closes first."""
+        received = b""
+        while marker not in received:
+            try:
+                received += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                assert self.pump(), f"closed before {marker!r}: {received!r}"
+        return received
+
+    def read_to_close(self) -> bytes:
+        """Decrypted bytes until the proxy's ``close_notify`` (a bare TCP EOF raises)."""
+        received = b""
+        while True:
+            try:
+                data = self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                self.pump()
+                continue
+            if not data:
+                return received
+            received += data
+
+    def close(self) -> None:
+        self.raw.close()

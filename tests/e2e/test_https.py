@@ -19,8 +19,10 @@ from tests.conftest import WAIT
 from tests.e2e.helpers import in_worker, wait_for
 from tests.e2e.http_helpers import HOST, add_cluster, add_frontend, http_listen
 from tests.e2e.https_helpers import (
+    BioClient,
     add_certificate,
     client_context,
+    client_hello,
     https_get,
     https_listen,
     make_ca,
@@ -494,7 +496,7 @@ def test_garbage_stall_and_drop_mid_handshake_are_closed_and_counted(proxy, ca,
     garbage.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
     _wait_closed(garbage)  # maybe after an alert, maybe by a reset (bytes left unread)
     # half a ClientHello, then the client leaves
-    hello = _client_hello()
+    hello = client_hello(HOST)
     dropper = socket.create_connection((host, int(port)), timeout=WAIT)
     dropper.sendall(hello[: len(hello) // 2])
     dropper.close()
@@ -517,55 +519,22 @@ def _wait_closed(sock: socket.socket) -> None:
         sock.close()
 
 
-def _client_hello() -> bytes:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = context.wrap_bio(incoming, outgoing, server_hostname=HOST)
-    with pytest.raises(ssl.SSLWantReadError):
-        obj.do_handshake()
-    return outgoing.read()
-
-
 def test_expect_proxy_then_tls(proxy, ca, make_http_backend):
     from pysozu.protocols.proxy_protocol import build_v2
 
     backend = make_http_backend()
     address, _ = https_app(proxy, ca, backend, listener={"expect_proxy": True})
-    host, port = address.rsplit(":", 1)
-    raw = socket.create_connection((host, int(port)), timeout=WAIT)
-    # the PROXY header and the ClientHello in one write: the proxy must not eat the hello
-    context = client_context(ca)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = context.wrap_bio(incoming, outgoing, server_hostname=HOST)
-    with pytest.raises(ssl.SSLWantReadError):
-        obj.do_handshake()
-    raw.sendall(build_v2(("203.0.113.9", 4242), ("127.0.0.1", int(port))) + outgoing.read())
+    port = int(address.rsplit(":", 1)[1])
+    client = BioClient(address, client_context(ca), HOST)
     try:
-        while True:
-            try:
-                obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                if outgoing.pending:
-                    raw.sendall(outgoing.read())
-                data = raw.recv(65536)
-                assert data, "closed during the handshake"
-                incoming.write(data)
-        obj.write(f"GET /pp HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
-        raw.sendall(outgoing.read())
-        reply = b""
-        while b"backend GET /pp" not in reply:
-            data = raw.recv(65536)
-            assert data
-            incoming.write(data)
-            try:
-                reply += obj.read(65536)
-            except ssl.SSLWantReadError:
-                pass
+        # the PROXY header and the ClientHello in one write: the proxy must not eat the hello
+        client.raw.sendall(build_v2(("203.0.113.9", 4242), ("127.0.0.1", port))
+                           + client.first_flight())
+        client.handshake()
+        client.send(f"GET /pp HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        client.read_until(b"backend GET /pp")
     finally:
-        raw.close()
+        client.close()
     assert backend.requests[-1].header("X-Forwarded-For") == "203.0.113.9"
 
 
@@ -599,44 +568,16 @@ def test_access_log_records_tls_fields(tmp_path, ca, make_http_backend):
 def test_connection_close_ends_with_close_notify(proxy, ca, make_http_backend):
     backend = make_http_backend()
     address, _ = https_app(proxy, ca, backend)
-    host, port = address.rsplit(":", 1)
-    raw = socket.create_connection((host, int(port)), timeout=WAIT)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = client_context(ca).wrap_bio(incoming, outgoing, server_hostname=HOST)
-
-    def pump() -> bool:
-        if outgoing.pending:
-            raw.sendall(outgoing.read())
-        data = raw.recv(65536)
-        if data:
-            incoming.write(data)
-        else:
-            incoming.write_eof()
-        return bool(data)
-
+    client = BioClient(address, client_context(ca), HOST)
     try:
-        while True:
-            try:
-                obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                assert pump(), "closed during the handshake"
-        obj.write(f"GET /bye HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
-        raw.sendall(outgoing.read())
-        received = b""
-        while True:  # a bare TCP EOF would raise SSLEOFError here
-            try:
-                data = obj.read(65536)
-            except ssl.SSLWantReadError:
-                pump()
-                continue
-            if not data:
-                break  # close_notify
-            received += data
+        client.handshake()
+        client.send(f"GET /bye HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+        # ends at the close_notify: a bare TCP EOF would raise SSLEOFError
+        received = client.read_to_close()
         assert received.endswith(b"backend GET /bye")
-        assert obj.get_channel_binding() is not None  # still a sane TLS object
+        assert client.tls.get_channel_binding() is not None  # still a sane TLS object
     finally:
-        raw.close()
+        client.close()
 
 
 def test_soft_stop_finishes_https_requests(proxy, ca, make_http_backend):
@@ -669,31 +610,11 @@ def test_client_half_close_without_close_notify_still_gets_its_answer(proxy, ca,
                                                                       make_http_backend):
     backend = make_http_backend()
     address, _ = https_app(proxy, ca, backend)
-    host, port = address.rsplit(":", 1)
-    raw = socket.create_connection((host, int(port)), timeout=WAIT)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = client_context(ca).wrap_bio(incoming, outgoing, server_hostname=HOST)
+    client = BioClient(address, client_context(ca), HOST)
     try:
-        while True:
-            try:
-                obj.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                if outgoing.pending:
-                    raw.sendall(outgoing.read())
-                data = raw.recv(65536)
-                assert data, "closed during the handshake"
-                incoming.write(data)
-        obj.write(f"GET /last HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
-        raw.sendall(outgoing.read())
-        raw.shutdown(socket.SHUT_WR)  # a TCP half-close, no close_notify
-        received = b""
-        while b"backend GET /last" not in received:
-            try:
-                received += obj.read(65536)
-            except ssl.SSLWantReadError:
-                data = raw.recv(65536)
-                assert data, f"closed without the answer: {received!r}"
-                incoming.write(data)
+        client.handshake()
+        client.send(f"GET /last HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        client.raw.shutdown(socket.SHUT_WR)  # a TCP half-close, no close_notify
+        client.read_until(b"backend GET /last")
     finally:
-        raw.close()
+        client.close()

@@ -27,6 +27,7 @@ from pysozu.protocols import sni
 from pysozu.protocols.proxy_protocol import ProxyHeader, build_v1, build_v2, parse_header
 from tests.conftest import WAIT, EchoBackend, Proxy, connect
 from tests.e2e.helpers import counters, echo, expect_eof, wait_for, wait_sessions
+from tests.e2e.https_helpers import client_hello
 from tests.protocols.test_certificates import make
 
 CLIENT = ("203.0.113.7", 40001)
@@ -182,16 +183,6 @@ def tls_call(
             return bytes(answer), der, alpn
 
 
-def hello_bytes(server_name: str | None) -> bytes:
-    """A ClientHello from a Python ``ssl`` client, made without a socket."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = ctx.wrap_bio(incoming, outgoing, server_hostname=server_name)
-    with pytest.raises(ssl.SSLWantReadError):
-        client.do_handshake()
-    return outgoing.read()
 
 
 def refused(address: str, backend: TlsBackend, server_name: str | None) -> None:
@@ -321,7 +312,7 @@ def test_a_hello_larger_than_the_buffer_is_refused(proxy, make_tls_backend):
 def test_a_client_that_stalls_mid_hello_is_closed_at_front_timeout(proxy, make_tls_backend):
     a = make_tls_backend("alpha", ["a.test"])
     address = sni_listener(proxy, {"a.test": a}, front_timeout=1)
-    hello = hello_bytes("a.test")
+    hello = client_hello("a.test")
     started = time.monotonic()
     with connect(address) as client:
         client.sendall(hello[: len(hello) // 2])
@@ -423,7 +414,7 @@ def test_proxy_header_and_hello_in_one_write(proxy, make_tls_backend):
     a = make_tls_backend("alpha", ["a.test"])
     address = sni_listener(proxy, {"a.test": a}, expect_proxy=True)
     with connect(address) as client:
-        client.sendall(build_v2(CLIENT, SERVER) + hello_bytes("a.test"))
+        client.sendall(build_v2(CLIENT, SERVER) + client_hello("a.test"))
         wait_for(lambda: a.server_names == ["a.test"], what="the backend's handshake")
     assert sni_counts(proxy) == (0, 0)
 
