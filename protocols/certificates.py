@@ -62,6 +62,7 @@ __all__ = [
     "CertificateError",
     "CertificateResolver",
     "covers",
+    "names_cover",
     "normalise_name",
     "parse_certificate",
     "split_certificate_chain",
@@ -189,18 +190,25 @@ def split_certificate_chain(text: str) -> list[str]:
     return [match.group() + "\n" for match in _PEM_CERTIFICATE.finditer(text)]
 
 
-def covers(certificate: Certificate, host: str) -> bool:
-    """Whether ``certificate`` names ``host``: exactly, or by a wildcard standing for its
-    first label (RFC 6125 §6.4.3)."""
+def names_cover(names: Iterable[str], host: str) -> bool:
+    """Whether one of the DNS ``names`` (lowercase, no trailing dot) covers ``host``:
+    exactly, or as a ``*.`` wildcard standing for its whole first label, with at least two
+    labels after it (RFC 6125 §6.4.3)."""
     host = host.rstrip(".").lower()
-    for name in certificate.names:
+    dot = host.find(".")
+    suffix = host[dot + 1 :] if dot > 0 else None
+    for name in names:
         if name == host:
             return True
-        if name.startswith("*."):
-            dot = host.find(".")
-            if dot > 0 and host[dot + 1 :] == name[2:]:
-                return True
+        if suffix is not None and name.startswith("*.") and name[2:] == suffix \
+                and name.count(".") >= 2:
+            return True
     return False
+
+
+def covers(certificate: Certificate, host: str) -> bool:
+    """Whether ``certificate`` names ``host`` (see :func:`names_cover`)."""
+    return names_cover(certificate.names, host)
 
 
 ContextFactory = Callable[[Certificate], Any]

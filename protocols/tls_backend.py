@@ -49,6 +49,8 @@ from OpenSSL import SSL, crypto
 
 from pysozu.reactor.readiness import READABLE, WRITABLE
 
+from .certificates import names_cover
+
 __all__ = [
     "BACKEND_TLS_ERRORS",
     "BackendTls",
@@ -229,17 +231,8 @@ def name_matches(certificate: x509.Certificate, name: str) -> bool:
     ip = _parse_ip(name.strip("[]"))
     if ip is not None:
         return ip in sans.get_values_for_type(x509.IPAddress)
-    host = name.rstrip(".").lower()
-    dot = host.find(".")
-    for pattern in sans.get_values_for_type(x509.DNSName):
-        pattern = pattern.rstrip(".").lower()
-        if pattern == host:
-            return True
-        # "*.example.com" stands for one whole leftmost label, and needs two labels after it
-        if (pattern.startswith("*.") and pattern.count(".") >= 2 and dot > 0
-                and host[dot + 1 :] == pattern[2:]):
-            return True
-    return False
+    patterns = (p.rstrip(".").lower() for p in sans.get_values_for_type(x509.DNSName))
+    return names_cover(patterns, name)
 
 
 def handshake_step(conn: SSL.Connection) -> int:
