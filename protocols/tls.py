@@ -314,6 +314,16 @@ class ListenerTls:
         except SSL.Error as exc:
             raise CertificateError(f"OpenSSL refuses this certificate: {exc}") from None
 
+    def set_default(self, certificate: Certificate) -> None:
+        """Serve ``certificate`` to names no other certificate has (and to clients without
+        SNI), in place of the previous default."""
+        resolver = self.resolver
+        old = resolver.default
+        if old is not None and old != certificate.fingerprint:
+            resolver.remove(old)
+        resolver.add(certificate)
+        resolver.default = certificate.fingerprint
+
     def set_settings(self, settings: TlsSettings) -> None:
         self.settings = settings
         self.resolver.clear_contexts()

@@ -495,11 +495,7 @@ class Worker:
         if settings is not None:
             tls.set_settings(settings)
         if default is not None:
-            old = tls.resolver.default
-            if old is not None and old != default.fingerprint:
-                tls.resolver.remove(old)
-            tls.resolver.add(default)
-            tls.resolver.default = default.fingerprint
+            tls.set_default(default)
         if f["strict_sni_binding"] is not None:
             config.strict_sni_binding = f["strict_sni_binding"]
         if hsts is not None:
@@ -797,8 +793,7 @@ def _set_default_certificate(
 ) -> None:
     default = _parse_certificate(certificate, key, chain, None)
     tls.check(default)  # OpenSSL refuses it now rather than at a handshake
-    tls.resolver.add(default)
-    tls.resolver.default = default.fingerprint
+    tls.set_default(default)
 
 
 def _patch(config: Any, fields: dict[str, Any], names: tuple[str, ...]) -> None:
