@@ -49,6 +49,7 @@ PRE and in the TREE are two different routes.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -531,13 +532,12 @@ class ConfigState:
     @staticmethod
     def _fingerprint(certificate: dict[str, Any], what: str) -> str:
         try:
-            parsed = parse_certificate(
+            return _checked_fingerprint(
                 certificate["certificate"], certificate["key"],
-                certificate["certificate_chain"], certificate["names"],
+                tuple(certificate["certificate_chain"]), tuple(certificate["names"]),
             )
         except CertificateError as exc:
             raise StateError(f"{what}: {exc}") from None
-        return parsed.fingerprint
 
     def _check_add_certificate(self, request: Request) -> None:
         address = request["address"]
@@ -961,6 +961,15 @@ class ConfigState:
     def http_frontends(self) -> list[dict[str, Any]]:
         """ADD_HTTP_FRONTEND fields of every HTTP frontend, sorted by rule (a copy)."""
         return [copy.deepcopy(f) for _, f in sorted(self._http_frontends.items())]
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_fingerprint(
+    certificate: str, key: str, chain: tuple[str, ...], names: tuple[str, ...]
+) -> str:
+    """The fingerprint of a certificate that parses and matches its key. Remembered: a
+    request is checked, then applied (which checks again), and parsing a key is not cheap."""
+    return parse_certificate(certificate, key, chain, names).fingerprint
 
 
 def _update_cannot_express(old: dict[str, Any], new: dict[str, Any]) -> bool:
