@@ -72,6 +72,14 @@ __all__ = [
 class CertificateError(ValueError):
     """A certificate, chain or key that cannot be served, with the reason."""
 
+    @property
+    def part(self) -> str:
+        """Which part of a ``CertificateAndKey`` is at fault: ``key``, ``certificate_chain``
+        or ``certificate`` (the messages of :func:`parse_certificate` start with it), so a
+        caller can name the file or key it came from."""
+        head = str(self).split(":", 1)[0].split("[", 1)[0]
+        return head if head in ("key", "certificate_chain") else "certificate"
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Certificate:

@@ -1618,8 +1618,7 @@ def _certificate_files(args: argparse.Namespace) -> dict[str, Any] | None:
     try:
         parse_certificate(certificates[0], key, chain, getattr(args, "names", None) or ())
     except CertificateError as exc:  # named after the file it is about
-        culprit = str(exc).split(":", 1)[0].split("[", 1)[0]
-        path = getattr(args, culprit, None) if culprit in ("key", "certificate_chain") else None
+        path = getattr(args, exc.part, None) if exc.part != "certificate" else None
         raise CliError(f"{path or args.certificate}: {exc}") from None
     return {"certificate": certificates[0], "certificate_chain": chain, "key": key}
 

@@ -1022,11 +1022,7 @@ class _Builder:
         try:
             parsed = parse_certificate(certificates[0], key, chain)
         except CertificateError as exc:
-            reason = str(exc)
-            culprit = reason.split(":", 1)[0].split("[", 1)[0]
-            if culprit not in _CERTIFICATE_FILES:
-                culprit = "certificate"
-            raise self.error((*path, culprit), reason) from None
+            raise self.error((*path, exc.part), str(exc)) from None
         files = {"certificate": certificates[0], "certificate_chain": chain, "key": key}
         return files, parsed.fingerprint
 
