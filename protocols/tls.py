@@ -280,10 +280,11 @@ class ListenerTls:
     session cache and ticket keys (earlier sessions are then not resumed).
     """
 
-    __slots__ = ("_start", "_start_for", "resolver", "settings")
+    __slots__ = ("_added", "_start", "_start_for", "resolver", "settings")
 
     def __init__(self, settings: TlsSettings) -> None:
         self.settings = settings
+        self._added: set[str] = set()
         self.resolver = CertificateResolver(self._context_for)
         self._start: SSL.Context | None = None
         self._start_for: str | None = None
@@ -316,13 +317,36 @@ class ListenerTls:
 
     def set_default(self, certificate: Certificate) -> None:
         """Serve ``certificate`` to names no other certificate has (and to clients without
-        SNI), in place of the previous default."""
+        SNI), in place of the previous default (which stays if it was also added)."""
         resolver = self.resolver
         old = resolver.default
-        if old is not None and old != certificate.fingerprint:
-            resolver.remove(old)
         resolver.add(certificate)
         resolver.default = certificate.fingerprint
+        if old is not None and old != certificate.fingerprint and old not in self._added:
+            resolver.remove(old)
+
+    # A certificate is in the resolver while it is the default or was added (ADD_CERTIFICATE):
+    # the same one may be both, and dropping one role must keep it for the other.
+    def add(self, certificate: Certificate) -> None:
+        self.resolver.add(certificate)
+        self._added.add(certificate.fingerprint)
+
+    def remove(self, fingerprint: str) -> None:
+        if fingerprint not in self._added:
+            raise CertificateError(f"no certificate with fingerprint {fingerprint}")
+        self._added.discard(fingerprint)
+        if fingerprint != self.resolver.default:
+            self.resolver.remove(fingerprint)
+
+    def replace(self, old_fingerprint: str, certificate: Certificate) -> None:
+        if old_fingerprint not in self._added:
+            raise CertificateError(f"no certificate with fingerprint {old_fingerprint}")
+        if certificate.fingerprint in self._added and certificate.fingerprint != old_fingerprint:
+            raise CertificateError(
+                f"the new certificate {certificate.fingerprint} is already there")
+        self.add(certificate)
+        if old_fingerprint != certificate.fingerprint:
+            self.remove(old_fingerprint)
 
     def set_settings(self, settings: TlsSettings) -> None:
         self.settings = settings

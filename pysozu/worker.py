@@ -513,7 +513,7 @@ class Worker:
         tls = self._certificates_of(f["address"])
         certificate = _certificate_from(f["certificate"], f["expired_at"])
         tls.check(certificate)  # refused by OpenSSL: FAILURE, nothing changed
-        tls.resolver.add(certificate)
+        tls.add(certificate)
         self.state.apply(request)
         return ok(request.id, "", {"fingerprint": certificate.fingerprint})
 
@@ -523,14 +523,14 @@ class Worker:
         tls = self._certificates_of(f["address"])
         certificate = _certificate_from(f["new_certificate"], f["new_expired_at"])
         tls.check(certificate)
-        tls.resolver.replace(f["old_fingerprint"], certificate)
+        tls.replace(f["old_fingerprint"], certificate)
         self.state.apply(request)
         return ok(request.id, "", {"fingerprint": certificate.fingerprint})
 
     def _remove_certificate(self, request: Request, reply: Reply) -> dict[str, Any]:
         self._checked(request)
         f = request.fields
-        self._certificates_of(f["address"]).resolver.remove(f["fingerprint"])
+        self._certificates_of(f["address"]).remove(f["fingerprint"])
         self.state.apply(request)
         return ok(request.id)
 

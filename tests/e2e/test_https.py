@@ -618,3 +618,25 @@ def test_client_half_close_without_close_notify_still_gets_its_answer(proxy, ca,
         client.read_until(b"backend GET /last")
     finally:
         client.close()
+
+
+def test_default_certificate_also_added_keeps_both_roles(proxy, ca, make_http_backend):
+    from tests.e2e.https_helpers import fingerprint_of
+
+    backend = make_http_backend()
+    pem, key = ca.issue([HOST])
+    address = https_listen(proxy, certificate=pem, key=key)
+    fingerprint = add_certificate(proxy, address, pem, key)  # the same one, added as well
+    assert fingerprint == fingerprint_of(pem)
+    add_cluster(proxy, "app", [backend.address])
+    proxy.ok("ADD_HTTPS_FRONTEND", address=address, hostname=HOST, cluster_id="app")
+    # removing the added one leaves the listener's default in place
+    proxy.ok("REMOVE_CERTIFICATE", address=address, fingerprint=fingerprint)
+    assert https_get(address, "unknown.test", server_name="unknown.test", ca=None,
+                     headers={"Host": HOST}).fingerprint == fingerprint
+    # and a new default leaves an added certificate in place
+    add_certificate(proxy, address, pem, key)
+    other_pem, other_key = ca.issue(["other.test"])
+    proxy.ok("UPDATE_HTTPS_LISTENER", address=address, certificate=other_pem, key=other_key)
+    assert https_get(address, HOST, ca=ca).fingerprint == fingerprint
+    assert https_get(address, "unknown.test", ca=None).fingerprint == fingerprint_of(other_pem)
