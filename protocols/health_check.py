@@ -46,6 +46,7 @@ from pysozu.reactor.session import ProxySession
 from pysozu.reactor.timer import TimerEntry
 
 from .backends import Backend
+from .h2_connection import H2Connection, HeadersReceived, StreamReset, Terminated
 from .tls_backend import BACKEND_TLS_ERRORS, BackendTls, BackendTlsError, handshake_step
 from .upstream import Upstreams, backend_event
 
@@ -88,6 +89,7 @@ class Probe(ProxySession):
     def __init__(
         self, checker: HealthChecker, cluster_id: str, backend: Backend, sock: socket.socket,
         request: bytes, timeout: float, tls: BackendTls | None = None,
+        h2: H2Connection | None = None,
     ) -> None:
         server = checker.server
         self.server = server
@@ -107,6 +109,8 @@ class Probe(ProxySession):
         self.conn: SSL.Connection | None = None
         self.handshaken = tls is None
         self.response = bytearray()
+        #: an h2c cluster: the probe's HTTP/2 connection (``request`` holds its frames)
+        self.h2 = h2
         self.result: bool | None = None
         self.timer: TimerEntry | None = server.timers.schedule(timeout, self._timed_out)
 
@@ -157,6 +161,13 @@ class Probe(ProxySession):
                 data = b""
             except (OSError, SSL.Error):
                 return self._finish(False)
+            if self.h2 is not None:
+                verdict = self._h2_verdict(data)
+                if verdict is not None:
+                    return self._finish(verdict)
+                if not data:
+                    return self._finish(False)
+                continue
             if data:
                 self.response += data
             try:
@@ -168,6 +179,20 @@ class Probe(ProxySession):
             if not data or len(self.response) >= MAX_PROBE_RESPONSE:
                 return self._finish(False)
         return False
+
+    def _h2_verdict(self, data: bytes) -> bool | None:
+        """An h2c probe: the status of stream 1's final response, False if the backend
+        refuses it or breaks the protocol, None while it is still to come."""
+        h2 = self.h2
+        assert h2 is not None
+        for event in h2.receive(data) if data else ():
+            if isinstance(event, HeadersReceived) and event.stream_id == 1:
+                status = dict(event.headers).get(b":status", b"")
+                if status.isdigit() and not status.startswith(b"1"):
+                    return self.checker.accepts(self.cluster_id, int(status))
+            elif isinstance(event, (StreamReset, Terminated)):
+                return False
+        return None
 
     def _handshake(self) -> bool:
         """One step of the TLS handshake; True once done and the name checked."""
@@ -282,12 +307,22 @@ class HealthChecker:
             sock.close()
             self.report(cluster_id, backend, False)
             return
-        request = (
-            f"GET {config.uri} HTTP/1.1\r\nHost: {backend.address}\r\n"
-            "User-Agent: pysozu-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-        ).encode()
+        h2 = None
+        if cluster_id in self.upstreams.backend_h2:  # h2c backends: probe in HTTP/2
+            h2 = H2Connection(client=True)
+            h2.initiate()
+            h2.send_headers(h2.new_stream_id(), [
+                (b":method", b"GET"), (b":scheme", b"http"),
+                (b":authority", backend.address.encode()), (b":path", config.uri.encode()),
+                (b"user-agent", b"pysozu-health-check"), (b"accept", b"*/*")], end_stream=True)
+            request = h2.data_to_send()
+        else:
+            request = (
+                f"GET {config.uri} HTTP/1.1\r\nHost: {backend.address}\r\n"
+                "User-Agent: pysozu-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+            ).encode()
         probe = Probe(self, cluster_id, backend, sock, request, config.timeout,
-                      self.upstreams.backend_tls.get(cluster_id))
+                      self.upstreams.backend_tls.get(cluster_id), h2)
         self.probes.add(probe)
         self.server.register(probe.frontend_token, probe, probe.readiness.interest)
 

@@ -106,6 +106,8 @@ from .access_log import AccessLogger, AccessRecord
 from .answers import ANSWER_STATUSES, Answers, Template
 from .backends import Backend, BackendStatus, NoAvailableBackend
 from .certificates import covers
+from .h2_backend import H2BackendHandler
+from .h2_connection import H2Limits
 from .http_rules import (
     REDIRECT_STATUS,
     Hsts,
@@ -148,6 +150,9 @@ _STATUS_CLASSES = tuple(f"http.status.{n}xx" for n in range(10))
 #: id-mask bits of the request headers every request may see rewritten
 _TOUCHED_IDS = (1 << _H_XFF | 1 << _H_FORWARDED | 1 << _H_XFP | 1 << _H_XFPORT
                 | 1 << _H_XREQID)
+
+#: the request line of HTTP/2's connection preface (RFC 9113 §3.4)
+_H2_PREFACE_LINE = b"PRI * HTTP/2.0\r\n"
 
 _ids = itertools.count(1)
 _ID_PREFIX = os.urandom(4).hex()
@@ -251,6 +256,12 @@ class HttpListenerConfig:
     strict_sni_binding: bool = True
     #: HTTPS: the Strict-Transport-Security of answers, unless the frontend has its own
     hsts: Hsts | None = None
+    #: cleartext: serve HTTP/2 to clients that open with its preface (prior knowledge)
+    h2c: bool = True
+    #: HTTP/2 settings and flood limits (Sōzu's ``h2_*`` listener fields)
+    h2_limits: H2Limits = field(default_factory=H2Limits)
+    #: soft stop: how long HTTP/2 clients get to finish after the first GOAWAY
+    h2_graceful_shutdown_deadline: float = 5.0
 
     @property
     def scheme(self) -> str:
@@ -344,6 +355,9 @@ class HttpSession(StateMachineSession):
             return [self.frontend_token, state.back_token]
         if isinstance(state, Pipe) and state.back_token >= 0:
             return [self.frontend_token, state.back_token]
+        tokens = getattr(state, "tokens", None)  # HTTP/2: the streams' backend sockets
+        if tokens is not None:
+            return tokens()  # type: ignore[no-any-return]
         return [self.frontend_token]
 
 
@@ -355,9 +369,23 @@ def tls_handshake(
     assert config.tls is not None
     return TlsHandshake(
         session, config.tls.context,
-        lambda s: Http(s, proxy, config),  # type: ignore[arg-type]
+        lambda s: _after_handshake(s, proxy, config),
         timeout=config.request_timeout,
     )
+
+
+def _after_handshake(
+    session: StateMachineSession, proxy: HttpProxy, config: HttpListenerConfig
+) -> SessionState:
+    """ALPN ``h2`` gives HTTP/2, anything else HTTP/1.1, unless the listener disabled it
+    (then HTTP/2 is spoken anyway: an HTTP/1.1 client fails the preface and is refused)."""
+    front = session.front
+    assert isinstance(front, TlsSocketHandler) and config.tls is not None
+    if front.conn.get_alpn_proto_negotiated() == b"h2" or config.tls.settings.disable_http11:
+        from .http2 import Http2  # http2 builds on this module
+
+        return Http2(session, proxy, config)
+    return Http(session, proxy, config)  # type: ignore[arg-type]
 
 
 class HttpExpectProxy(FrontReadinessState):
@@ -518,6 +546,7 @@ class Http(SessionState):
         "front_start",
         "front_timeout",
         "front_token",
+        "h2_preread",
         "head_last_len",
         "host",
         "host_port",
@@ -643,6 +672,8 @@ class Http(SessionState):
         self.fatal = False  # the request broke mid-body: only closing both ends is safe
         #: clusters this connection counts against in the per-IP limiter (released at close)
         self.ip_clusters: tuple[str, ...] = ()  # a tuple: 48 bytes for one, a set 216
+        #: what the client sent, when it turned out to be HTTP/2's preface (h2c)
+        self.h2_preread: bytes | None = None
         timers = server.timers
         self.front_timeout = Timeout(timers, config.request_timeout, self._front_timed_out)
         self.front_timeout.set()
@@ -912,6 +943,13 @@ class Http(SessionState):
         try:
             head = parse_request_head(view, length, self.head_last_len, self.config.limits)
         except ParseError as e:
+            if e.status == 505 and self.config.h2c and not self.request_id \
+                    and view[:16] == _H2_PREFACE_LINE:
+                # HTTP/2 with prior knowledge (RFC 9113 §3.3) on a cleartext listener
+                self.h2_preread = bytes(view)
+                view.release()
+                self.front_start = self.front_end
+                return SessionResult.UPGRADE
             details = _parse_details(view, e.offset, "request head")
             view.release()
             self.head_last_len = 0
@@ -1093,16 +1131,19 @@ class Http(SessionState):
                 return False
         cluster_id = route.cluster_id
         assert cluster_id is not None
-        if cluster_id not in self.ip_clusters:
-            peer = self.session.peer_address
-            ip = peer[0] if isinstance(peer, tuple) else ""
-            if not self.proxy.ip_limiter.acquire(cluster_id, ip):
-                self.metrics.incr("http.429.errors")
-                retry = (cluster.retry_after if cluster is not None and cluster.retry_after
-                         else self.proxy.retry_after)
-                self._answer(429, close=True, extra={"RETRY_AFTER": retry})
-                return False
-            self.ip_clusters += (cluster_id,)
+        return cluster_id in self.ip_clusters or self._acquire_ip_slot(cluster_id, cluster)
+
+    def _acquire_ip_slot(self, cluster_id: str, cluster: HttpCluster | None) -> bool:
+        """Count this connection against the cluster's per-IP limit; False: answered 429."""
+        peer = self.session.peer_address
+        ip = peer[0] if isinstance(peer, tuple) else ""
+        if not self.proxy.ip_limiter.acquire(cluster_id, ip):
+            self.metrics.incr("http.429.errors")
+            retry = (cluster.retry_after if cluster is not None and cluster.retry_after
+                     else self.proxy.retry_after)
+            self._answer(429, close=True, extra={"RETRY_AFTER": retry})
+            return False
+        self.ip_clusters += (cluster_id,)
         return True
 
     def _feed_request_body(self) -> None:
@@ -1286,9 +1327,14 @@ class Http(SessionState):
     def _certificate_names(self, host: str) -> bool:
         """Strict SNI binding: whether the certificate served on this connection names
         ``host`` (RFC 9110 §7.4: otherwise 421, the client may retry elsewhere)."""
-        front = self.front
-        certificate = front.conn.get_app_data() if isinstance(front, TlsSocketHandler) else None
+        front = self._tls_front()
+        certificate = front.conn.get_app_data() if front is not None else None
         return certificate is not None and covers(certificate, host)
+
+    def _tls_front(self) -> TlsSocketHandler | None:
+        """The client's TLS connection, if it has one."""
+        front = self.front
+        return front if isinstance(front, TlsSocketHandler) else None
 
     def _hsts(self) -> Hsts | None:
         """The HSTS of the request in flight on an HTTPS listener: its frontend's, else the
@@ -1322,20 +1368,35 @@ class Http(SessionState):
     # -- backend connection -------------------------------------------------------------------
     def _open_backend(self) -> None:
         """Reuse the keep-alive backend connection of this cluster, or connect one."""
-        if (
-            self.back_status == _CONNECTED
-            and self.back_cluster == self.cluster_id
-            and not self.back_eof
-            and self.backend is not None
-            # still in a cluster (every removal retires the backend object)
-            and self.backend.status is _IN_SERVICE
-            and (self.sticky_value is None or self.backend.sticky_id.encode() == self.sticky_value)
-        ):
+        if self._reusable_back():
             self.metrics.incr("backend.pool.hit")
             self._request_ready_for_backend()
             return
         self._close_back(reusable=False)
+        if self._adopt_backend():
+            if self._reusable_back():
+                self.metrics.incr("backend.pool.hit")
+                self._request_ready_for_backend()
+                return
+            self._close_back(reusable=False)
         self._connect()
+
+    def _reusable_back(self) -> bool:
+        backend = self.backend
+        return (
+            self.back_status == _CONNECTED
+            and self.back_cluster == self.cluster_id
+            and not self.back_eof
+            and backend is not None
+            # still in a cluster (every removal retires the backend object)
+            and backend.status is _IN_SERVICE
+            and (self.sticky_value is None or backend.sticky_id.encode() == self.sticky_value)
+        )
+
+    def _adopt_backend(self) -> bool:
+        """Take an idle connection to the request's cluster from elsewhere (an HTTP/2
+        stream takes one its connection parked); True when ``back_*`` now hold one."""
+        return False
 
     def _connect(self) -> None:
         cluster_id = self.cluster_id
@@ -1398,6 +1459,8 @@ class Http(SessionState):
             return True
         self.connect_timeout.cancel()
         self.back_status = _CONNECTED
+        if self.cluster_id in self.upstreams.backend_h2:
+            self.back = H2BackendHandler(sock)  # the backend speaks h2c: translated here
         self.upstreams.connected(self.cluster_id, backend, self.timers.now - self.connect_started)
         self.back_timeout.set(self.config.back_timeout)
         self._request_ready_for_backend()
@@ -1852,13 +1915,7 @@ class Http(SessionState):
             return
         backend = self.backend
         peer = self.session.peer_address
-        front = self.front
-        if isinstance(front, TlsSocketHandler):
-            sni, version, cipher, alpn = connection_info(front.conn)
-            protocol = "HTTPS"
-        else:
-            sni = version = cipher = alpn = None
-            protocol = "HTTP"
+        protocol, sni, version, cipher, alpn = self._protocol_info()
         proxy.log_access(AccessRecord(
             request_id=self.request_id,
             protocol=protocol,
@@ -1881,6 +1938,14 @@ class Http(SessionState):
             tls_sni=sni,
             tls_alpn=alpn,
         ))
+
+    def _protocol_info(self) -> tuple[str, str | None, str | None, str | None, str | None]:
+        """(protocol, SNI, TLS version, cipher, ALPN) for the access log."""
+        front = self._tls_front()
+        if front is not None:
+            sni, version, cipher, alpn = connection_info(front.conn)
+            return "HTTPS", sni, version, cipher, alpn
+        return "HTTP", None, None, None, None
 
     # -- default answers ----------------------------------------------------------------------
     def _answer(
@@ -1981,7 +2046,14 @@ class Http(SessionState):
 
     # -- lifecycle ----------------------------------------------------------------------------
     def upgrade(self, session: StateMachineSession) -> SessionState | None:
-        """After a 101: the connection becomes a byte pipe (WebSocket)."""
+        """After a 101: the connection becomes a byte pipe (WebSocket); after HTTP/2's
+        preface: the HTTP/2 state, fed what was read."""
+        if self.h2_preread is not None:
+            from .http2 import Http2  # http2 builds on this module
+
+            self.front_timeout.cancel()
+            self._release_front_buffer()
+            return Http2(session, self.proxy, self.config, self.h2_preread)
         if not self.upgrade_to_pipe or self.back is None or self.back_buf is None:
             return None
         if not self._front_buffer():

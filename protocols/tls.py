@@ -125,7 +125,9 @@ class TlsSettings:
     groups: tuple[str, ...] = ()
     #: signature algorithms (empty: OpenSSL's defaults)
     signature_algorithms: tuple[str, ...] = ()
-    alpn_protocols: tuple[str, ...] = ("http/1.1",)
+    alpn_protocols: tuple[str, ...] = ("h2", "http/1.1")
+    #: serve HTTP/2 only: ``http/1.1`` is not offered, and a client without ALPN is refused
+    disable_http11: bool = False
     #: stateless session tickets (resumption); off with Sōzu's ``send_tls13_tickets = 0``
     tickets: bool = True
 
@@ -154,7 +156,8 @@ class TlsSettings:
             cipher_suites=":".join(tls13) if tls13 else DEFAULT_CIPHER_SUITES,
             groups=tuple(fields.get("groups_list") or ()),
             signature_algorithms=tuple(fields.get("signature_algorithms") or ()),
-            alpn_protocols=tuple(fields.get("alpn_protocols") or ("http/1.1",)),
+            alpn_protocols=tuple(fields.get("alpn_protocols") or ("h2", "http/1.1")),
+            disable_http11=bool(fields.get("disable_http11")),
             tickets=fields.get("send_tls13_tickets", 4) != 0,
         )
         settings.check(tls12, tls13)
@@ -210,7 +213,8 @@ def _configure(context: SSL.Context, settings: TlsSettings) -> None:
         _lib.SSL_CTX_set1_sigalgs_list(
             context._context, ":".join(settings.signature_algorithms).encode()
         )
-    offered = [p.encode() for p in settings.alpn_protocols]
+    offered = [p.encode() for p in settings.alpn_protocols
+               if not (settings.disable_http11 and p == "http/1.1")]
     if offered:
         def select(conn: SSL.Connection, protocols: list[bytes]) -> bytes:
             for protocol in offered:  # the server's order of preference, as Sōzu

@@ -45,6 +45,9 @@ class Upstreams:
         #: clusters reached over TLS (``ADD_CLUSTER``'s ``backend_tls``), read by the HTTP
         #: proxy at connect time and by the health checks; empty in a plain-only worker
         self.backend_tls: dict[str, BackendTls] = {}
+        #: clusters whose backends speak HTTP/2 with prior knowledge (``ADD_CLUSTER``'s
+        #: ``http2``)
+        self.backend_h2: set[str] = set()
 
     # -- events -------------------------------------------------------------------------------
     def push(self, event: dict[str, Any]) -> None:
@@ -114,6 +117,7 @@ class Upstreams:
                 self.push(backend_event("REMOVED_BACKEND_HAS_NO_CONNECTIONS", cluster_id, backend))
         self._no_backend_reported.discard(cluster_id)
         self.backend_tls.pop(cluster_id, None)
+        self.backend_h2.discard(cluster_id)
 
     def add_backend(self, cluster_id: str, backend: Backend) -> None:
         self.backends.add_backend(cluster_id, backend)

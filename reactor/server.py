@@ -183,6 +183,16 @@ class Server:
         self._entries[fd] = _Entry(_SESSION, session, self._epoch)
         self.poller.register(fd, interest)
 
+    def rebind(self, fd: int, session: ProxySession, interest: int = READABLE) -> None:
+        """Hand a registered ``fd`` to another session (an idle backend connection passing
+        between HTTP/2 streams) without a round trip through the kernel's epoll set."""
+        entry = self._entries.get(fd)
+        if entry is None:
+            self.register(fd, session, interest)
+            return
+        self._entries[fd] = _Entry(_SESSION, session, self._epoch)
+        self.poller.update_interest(fd, interest)
+
     def unregister(self, fd: int) -> None:
         """Stop polling ``fd``; call before closing the socket."""
         if self._entries.pop(fd, None) is not None:

@@ -499,6 +499,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = False  # server_close() joins every handler thread
+    # HTTP/2 streams open their backend connections all at once: the default backlog of 5
+    # would drop SYNs, and each retransmission costs a second
+    request_queue_size = 128
     backend: HttpBackend
 
     def handle_error(self, request: Any, client_address: Any) -> None:
