@@ -56,6 +56,7 @@ from typing import Any
 
 from pysozu.command import (
     DEFAULT_STICKY_NAME,
+    H2_LISTENER_FIELDS,
     HEADER_POSITIONS,
     LOAD_BALANCING_ALGORITHMS,
     LOAD_METRICS,
@@ -67,6 +68,7 @@ from pysozu.command import (
     CommandError,
     Request,
     check_fingerprint,
+    check_h2_field,
     parse_address,
 )
 from pysozu.config import (
@@ -422,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         http.add_argument("--send-x-real-ip", help="send the client's IP as X-Real-IP", **flag)
         http.add_argument("--max-body-size", type=_uint, metavar="BYTES",
                           help="largest request body, 413 beyond it (0: unlimited)")
+        _h2_listener_options(sub)
         _tls_listener_options(sub)
 
     add = leaf(listener, "add", _cmd_listener_add, "add a listener and activate it")
@@ -649,6 +652,31 @@ def _hsts_options(group: Any, scope: str) -> None:
         group.add_argument(f"--hsts-{name}", action="store_true", default=None, help=text)
 
 
+def _h2_value(name: str) -> Callable[[str], int]:
+    """An argparse type for the HTTP/2 field ``name``: an integer within its range."""
+
+    def convert(text: str) -> int:
+        value = _uint(text)
+        try:
+            return check_h2_field(name, value)
+        except CommandError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _h2_listener_options(sub: argparse.ArgumentParser) -> None:
+    """``--h2c``/``--no-h2c`` and one ``--h2-…`` option per HTTP/2 field (Sōzu's names)."""
+    h2 = sub.add_argument_group("HTTP/2 listener options (with --http or --https)")
+    h2.add_argument("--h2c", action=argparse.BooleanOptionalAction, default=None,
+                    help="serve cleartext HTTP/2 to clients with prior knowledge (default on; "
+                    "HTTP listeners)")
+    for name, (default, _, _) in H2_LISTENER_FIELDS.items():
+        unit = "SECONDS" if name.endswith("_seconds") else "N"
+        h2.add_argument("--" + name.replace("_", "-"), type=_h2_value(name), metavar=unit,
+                        help=f"default {default}")
+
+
 def _tls_listener_options(sub: argparse.ArgumentParser) -> None:
     tls = sub.add_argument_group("HTTPS listener options (with --https)")
     tls.add_argument("--tls-versions", type=_tls_versions, metavar="V,V",
@@ -660,7 +688,9 @@ def _tls_listener_options(sub: argparse.ArgumentParser) -> None:
     tls.add_argument("--groups", type=_names, dest="groups_list", metavar="NAME,...",
                      help="key exchange groups, e.g. x25519,P-256")
     tls.add_argument("--alpn", type=_names, dest="alpn_protocols", metavar="PROTO,...",
-                     help="ALPN protocols, in order of preference (default http/1.1)")
+                     help="ALPN protocols, in order of preference (default h2,http/1.1)")
+    tls.add_argument("--disable-http11", action=argparse.BooleanOptionalAction, default=None,
+                     help="serve HTTP/2 only (needs h2 in --alpn; default off)")
     tls.add_argument("--send-tls13-tickets", type=_uint, metavar="N",
                      help="session tickets per handshake (0: no resumption by ticket)")
     tls.add_argument("--strict-sni-binding", action=argparse.BooleanOptionalAction,
@@ -1207,12 +1237,23 @@ def _listener_lines(content: dict[str, Any]) -> list[str]:
                 words.append(f"sticky cookie {sticky}")
             if config.get("answers"):
                 words.append("custom answers " + " ".join(sorted(config["answers"])))
+            if kind == "HTTP" and config.get("h2c") is False:
+                words.append("no h2c")
+            words.extend(_h2_words(config))
             if kind == "HTTPS":
                 words.extend(_tls_words(config))
             lines.append(f"  {address}  " + ", ".join(words))
     if not lines:
         lines.append("no listeners")
     return lines
+
+
+def _h2_words(config: dict[str, Any]) -> list[str]:
+    """The HTTP/2 fields of a listener that differ from their defaults."""
+    changed = [f"{name.removeprefix('h2_')} {config[name]}"
+               for name, (default, _, _) in H2_LISTENER_FIELDS.items()
+               if config.get(name) is not None and config[name] != default]
+    return [f"HTTP/2 {', '.join(changed)}"] if changed else []
 
 
 def _tls_words(config: dict[str, Any]) -> list[str]:
@@ -1222,6 +1263,8 @@ def _tls_words(config: dict[str, Any]) -> list[str]:
     words = [f"TLS {', '.join(versions)}" if versions else "TLS 1.2, 1.3"]
     if config.get("alpn_protocols"):
         words.append(f"ALPN {','.join(config['alpn_protocols'])}")
+    if config.get("disable_http11"):
+        words.append("HTTP/1.1 disabled")
     if config.get("certificate"):
         words.append("default certificate")
     if config.get("strict_sni_binding") is False:
@@ -1512,6 +1555,8 @@ _HTTP_LISTENER_OPTIONS = (
     "elide_x_real_ip",
     "send_x_real_ip",
     "max_body_size",
+    "h2c",
+    *H2_LISTENER_FIELDS,
 )
 
 
@@ -1530,6 +1575,7 @@ _TLS_LISTENER_OPTIONS = (
     "signature_algorithms",
     "groups_list",
     "alpn_protocols",
+    "disable_http11",
     "send_tls13_tickets",
     "strict_sni_binding",
     "certificate",
@@ -1554,7 +1600,7 @@ def _refuse_http_options(args: argparse.Namespace, names: Sequence[str]) -> None
     if args.protocol in ("HTTP", "HTTPS"):
         return
     for name in names:
-        if getattr(args, name) not in (None, [], False):
+        if getattr(args, name) not in (None, []):
             subparser: argparse.ArgumentParser = args.subparser
             subparser.error(f"{_option_flag(name)} needs --protocol http (or --http, --https)")
 
@@ -1653,6 +1699,8 @@ def _listener_fields(args: argparse.Namespace) -> dict[str, Any]:
                 "elide_x_real_ip",
                 "send_x_real_ip",
                 "max_body_size",
+                "h2c",
+                *H2_LISTENER_FIELDS,
             )
         )
         if args.answers:
@@ -1666,6 +1714,7 @@ def _listener_fields(args: argparse.Namespace) -> dict[str, Any]:
                 "signature_algorithms",
                 "groups_list",
                 "alpn_protocols",
+                "disable_http11",
                 "send_tls13_tickets",
                 "strict_sni_binding",
             )

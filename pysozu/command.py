@@ -24,8 +24,10 @@ ASCII, IDNA for non-ASCII labels, ``*.`` wildcards, ``/regex/`` labels), path ru
 must compile with :mod:`re`), header edits (names are RFC 9110 tokens, values carry no CR,
 LF, NUL or other control byte, so a configured header can never inject a second header or
 message), answer templates (keyed by the status codes that have a default answer), health
-check probes and log filters.  The same checks are public (:func:`normalise_hostname`,
-:func:`check_path_rule`, …) so :mod:`pysozu.config` reports them against a TOML key and line.
+check probes and log filters, the HTTP/2 settings' ranges (:data:`H2_LISTENER_FIELDS`), and one
+rule across fields: an HTTPS listener with ``disable_http11`` must offer ``h2``.  The same
+checks are public (:func:`normalise_hostname`, :func:`check_path_rule`, …) so
+:mod:`pysozu.config` reports them against a TOML key and line.
 This module does no I/O: an answer template ``"file://PATH"`` is kept as written.
 
 Responses are plain dicts ``{"id", "status", "message", "content"}`` built by :func:`ok`,
@@ -35,6 +37,7 @@ Responses are plain dicts ``{"id", "status", "message", "content"}`` built by :f
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -44,10 +47,12 @@ from typing import Any, Final
 from pysozu.reactor.channel import json_kind
 
 __all__ = [
+    "ALPN_PROTOCOLS",
     "ANSWER_CODES",
     "DEFAULT_SOZU_ID_HEADER",
     "DEFAULT_STICKY_NAME",
     "EVENT_KINDS",
+    "H2_LISTENER_FIELDS",
     "HEADER_POSITIONS",
     "LISTENER_TYPES",
     "LOAD_BALANCING_ALGORITHMS",
@@ -70,8 +75,10 @@ __all__ = [
     "check_authorized_hash",
     "check_backend_alpn",
     "check_backend_server_name",
+    "check_disable_http11",
     "check_expected_status",
     "check_fingerprint",
+    "check_h2_field",
     "check_header_name",
     "check_header_value",
     "check_log_filter",
@@ -139,8 +146,8 @@ LOG_LEVELS: Final = ("off", "error", "warn", "info", "debug", "trace")
 #: ``TlsVersion``: what an HTTPS listener may negotiate. Sōzu ignores (with an error log) the
 #: versions before TLS 1.2; pysozu refuses them with a FAILURE.
 TLS_VERSIONS: Final = ("SSL_V2", "SSL_V3", "TLS_V1_0", "TLS_V1_1", "TLS_V1_2", "TLS_V1_3")
-#: ALPN protocols an HTTPS listener can serve (``h2`` comes with HTTP/2).
-ALPN_PROTOCOLS: Final = ("http/1.1",)
+#: ALPN protocols an HTTPS listener can serve; Sōzu's default offer, in its order of preference.
+ALPN_PROTOCOLS: Final = ("h2", "http/1.1")
 #: Sōzu's default name of the sticky-session cookie.
 DEFAULT_STICKY_NAME: Final = "SOZUBALANCEID"
 #: Sōzu's default name of the header carrying each request's id.
@@ -186,6 +193,37 @@ _UINT32_MAX: Final = 2**32 - 1
 _UINT64_MAX: Final = 2**64 - 1
 _INT32_MIN: Final = -(2**31)
 _INT32_MAX: Final = 2**31 - 1
+
+#: HTTP/2 listener fields (Sōzu's ``h2_*`` knobs of ``HttpListenerConfig`` and
+#: ``HttpsListenerConfig``, plus pysozu's ``h2_initial_window_size`` and ``h2_max_frame_size``):
+#: name -> (default, lowest, highest).  The windows and the frame size are bounded by RFC 9113
+#: (§6.5.2, §6.9.1; the connection window never shrinks below the protocol's 65535); the flood
+#: limits count frames, so 0 would refuse every peer.  ``h2_max_header_table_size`` is the HPACK
+#: decoder table we advertise (pysozu's default 4096, the protocol's; Sōzu's is 65536) and may be
+#: 0, which turns the dynamic table off (RFC 7541 §4.2).  Sōzu's ``h2_stream_shrink_ratio`` and
+#: ``h2_stream_idle_timeout_seconds`` are not taken: pysozu's HTTP/2 streams hold no buffers of
+#: their own to shrink, and have no idle timer besides the connection's ``front_timeout``.
+H2_LISTENER_FIELDS: Final[dict[str, tuple[int, int, int]]] = {
+    "h2_max_concurrent_streams": (100, 1, _UINT32_MAX),
+    "h2_initial_window_size": (65_535, 1, _INT32_MAX),
+    "h2_initial_connection_window": (1_048_576, 65_535, _INT32_MAX),
+    "h2_max_frame_size": (16_384, 16_384, 16_777_215),
+    "h2_max_header_list_size": (65_536, 1, _UINT32_MAX),
+    "h2_max_header_table_size": (4_096, 0, _UINT32_MAX),
+    "h2_max_header_fields": (128, 1, _UINT32_MAX),
+    "h2_max_rst_stream_per_window": (100, 1, _UINT32_MAX),
+    "h2_max_ping_per_window": (100, 1, _UINT32_MAX),
+    "h2_max_settings_per_window": (50, 1, _UINT32_MAX),
+    "h2_max_empty_data_per_window": (100, 1, _UINT32_MAX),
+    "h2_max_window_update_stream0_per_window": (100, 1, _UINT32_MAX),
+    "h2_max_continuation_frames": (20, 1, _UINT32_MAX),
+    "h2_max_glitch_count": (100, 1, _UINT32_MAX),
+    "h2_max_rst_stream_lifetime": (10_000, 1, _UINT32_MAX),
+    "h2_max_rst_stream_abusive_lifetime": (50, 1, _UINT32_MAX),
+    "h2_max_rst_stream_emitted_lifetime": (500, 1, _UINT32_MAX),
+    # soft stop: seconds HTTP/2 clients get between the first GOAWAY and the forced close
+    "h2_graceful_shutdown_deadline_seconds": (5, 1, _UINT32_MAX),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,13 +552,25 @@ def _check_certificate_names(names: list[str]) -> list[str]:
 def check_alpn_protocols(protocols: list[str]) -> list[str]:
     """ALPN protocol ids the listener offers, in its order of preference."""
     for protocol in protocols:
-        if protocol == "h2":
-            raise CommandError("'h2' needs HTTP/2, which this version does not serve yet")
         if protocol not in ALPN_PROTOCOLS:
             raise CommandError(
                 f"unsupported ALPN protocol {protocol!r} (one of {', '.join(ALPN_PROTOCOLS)})"
             )
     return list(dict.fromkeys(protocols))
+
+
+def check_h2_field(name: str, value: int) -> int:
+    """An HTTP/2 listener field (:data:`H2_LISTENER_FIELDS`) within its range."""
+    _, low, high = H2_LISTENER_FIELDS[name]
+    if not low <= value <= high:
+        raise CommandError(f"must be between {low} and {high} (got {value})")
+    return value
+
+
+def check_disable_http11(fields: Mapping[str, Any]) -> None:
+    """An HTTPS listener that turns HTTP/1.1 off must offer ``h2``, or it serves nothing."""
+    if fields.get("disable_http11") and "h2" not in (fields.get("alpn_protocols") or ()):
+        raise CommandError("disable_http11 needs 'h2' in alpn_protocols")
 
 
 def check_backend_alpn(protocols: list[str]) -> list[str]:
@@ -721,6 +771,11 @@ _HTTP_LISTENER: Final[dict[str, FieldSpec]] = {
     "send_x_real_ip": _opt("bool", False),
     # pysozu's own (nginx's client_max_body_size): largest request body, 0 is unlimited
     "max_body_size": _opt("uint64", 0),
+    # pysozu's own (Sōzu has no cleartext HTTP/2): serve HTTP/2 to clients that open with its
+    # preface (prior knowledge, RFC 9113 §3.3); no effect on HTTPS, where ALPN decides
+    "h2c": _opt("bool", True),
+    **{name: _opt("uint32", default, check=functools.partial(check_h2_field, name))
+       for name, (default, _, _) in H2_LISTENER_FIELDS.items()},
 }
 
 _HTTP_LISTENER_PATCH: Final[dict[str, FieldSpec]] = {
@@ -737,6 +792,9 @@ _HTTP_LISTENER_PATCH: Final[dict[str, FieldSpec]] = {
     "elide_x_real_ip": _opt("bool"),
     "send_x_real_ip": _opt("bool"),
     "max_body_size": _opt("uint64"),
+    "h2c": _opt("bool"),
+    **{name: _opt("uint32", check=functools.partial(check_h2_field, name))
+       for name in H2_LISTENER_FIELDS},
 }
 
 #: Sōzu's ``HstsConfig``: the ``Strict-Transport-Security`` header of HTTPS answers.
@@ -829,14 +887,14 @@ REQUEST_SPECS: Final[dict[str, dict[str, FieldSpec]]] = {
         "back_timeout": _opt("uint32"),
         "connect_timeout": _opt("uint32"),
     },
-    # Sōzu's HttpListenerConfig without the HTTP/2 flood knobs (cleartext listeners do not
-    # speak HTTP/2) and the deprecated ``http_answers`` (``answers`` replaces it).
+    # Sōzu's HttpListenerConfig without the deprecated ``http_answers`` (``answers`` replaces
+    # it); its HTTP/2 knobs serve h2c (cleartext HTTP/2 with prior knowledge).
     "ADD_HTTP_LISTENER": {**_HTTP_LISTENER, "active": _opt("bool", False)},
     # A partial patch: ``None`` keeps a value; ``answers`` is merged into the listener's map
     # (an empty template keeps that code's current one, as in Sōzu).
     "UPDATE_HTTP_LISTENER": _HTTP_LISTENER_PATCH,
-    # Sōzu's HttpsListenerConfig: the HTTP listener's fields plus TLS (HTTP/2 knobs come
-    # with HTTP/2).
+    # Sōzu's HttpsListenerConfig: the HTTP listener's fields (HTTP/2 knobs included) plus
+    # TLS; ``disable_http11`` needs ``h2`` among the ALPN protocols (:data:`_REQUEST_CHECKS`).
     "ADD_HTTPS_LISTENER": {**_HTTP_LISTENER, **_TLS_LISTENER, "active": _opt("bool", False)},
     # A partial patch like UPDATE_HTTP_LISTENER; TLS changes apply to the next handshakes.
     "UPDATE_HTTPS_LISTENER": {
@@ -895,6 +953,12 @@ REQUEST_SPECS: Final[dict[str, dict[str, FieldSpec]]] = {
     },
     "CONFIGURE_METRICS": {"configuration": _req("enum", choices=METRICS_CONFIGURATIONS)},
     "LOGGING": {"filter": _req("str", check=check_log_filter)},
+}
+
+#: Request type -> a rule across its fields, run once each field is checked.  An UPDATE's
+#: patch is judged against the listener it changes, by :class:`pysozu.state.ConfigState`.
+_REQUEST_CHECKS: Final[dict[str, Callable[[dict[str, Any]], None]]] = {
+    "ADD_HTTPS_LISTENER": check_disable_http11,
 }
 
 _KIND_NAMES: Final = {
@@ -1046,7 +1110,11 @@ def parse_request(obj: Any) -> Request:
     if specs is None:
         raise CommandError(f"unknown request type {request_type!r}")
     body = {k: v for k, v in obj.items() if k not in ("id", "type")}
-    return Request(request_id, request_type, _check_fields(body, specs, request_type))
+    fields = _check_fields(body, specs, request_type)
+    check = _REQUEST_CHECKS.get(request_type)
+    if check is not None:
+        check(fields)
+    return Request(request_id, request_type, fields)
 
 
 def make_request(request_id: str, request_type: str, **fields: Any) -> Request:

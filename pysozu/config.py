@@ -25,20 +25,23 @@ defaults to 100; listeners are activated (after all routing requests) unless
 ``activate_listeners = false``; a relative ``command_socket`` or ``saved_state`` is relative to
 the file's directory.
 
-HTTP (``protocol = "http"`` listeners and clusters): a frontend needs ``hostname`` and may
-give ``path`` with ``path_type`` (PREFIX, the default, REGEX or EQUALS), ``method``,
-``position``, ``redirect``, ``redirect_scheme``, ``redirect_template``, rewrites
-(``rewrite_host``, ``rewrite_path`` with ``$HOST[n]``/``$PATH[n]``, ``rewrite_port``),
-``required_auth`` and header edits ``{ position, key, value }`` (an empty value deletes the
-header); a listener and a cluster may set ``max_body_size`` (bytes, 0: unlimited); enum words are
-accepted in any case, with ``-`` or ``_`` (``use-https``).  An answer template (listener or
-cluster ``answers`` table, keyed by status code) is inline text or ``file://PATH``; files are
-read here, relative to the configuration file, so the requests and the saved state carry the
-template itself and a reload notices a changed file.  Sōzu's legacy ``answer_NNN = "PATH"``
-listener keys (and a cluster's ``answer_503``) name files too; an empty template is skipped
-as Sōzu does.  A cluster's ``health_check`` table becomes its ADD_CLUSTER ``health_check``.
-An http cluster's ``backend_tls`` table (TLS to its backends) becomes its ``backend_tls``, a
-relative ``ca_file`` being relative to the configuration file.
+HTTP (``protocol = "http"`` listeners and clusters): a frontend needs ``hostname`` and may give
+``path`` with ``path_type`` (PREFIX, the default, REGEX or EQUALS), ``method``, ``position``,
+``redirect``, ``redirect_scheme``, ``redirect_template``, rewrites (``rewrite_host``,
+``rewrite_path`` with ``$HOST[n]``/``$PATH[n]``, ``rewrite_port``), ``required_auth`` and header
+edits ``{ position, key, value }`` (an empty value deletes the header); a listener and a cluster
+may set ``max_body_size`` (bytes, 0: unlimited); a listener takes ``h2c`` (cleartext HTTP/2 with
+prior knowledge, default true) and Sōzu's HTTP/2 knobs (``h2_max_concurrent_streams``,
+``h2_initial_connection_window``, the ``h2_max_*_per_window`` flood limits…, see
+:data:`pysozu.command.H2_LISTENER_FIELDS`), on http and https alike; enum words are accepted in
+any case, with ``-`` or ``_`` (``use-https``).  An answer template (listener or cluster
+``answers`` table, keyed by status code) is inline text or ``file://PATH``; files are read here,
+relative to the configuration file, so the requests and the saved state carry the template
+itself and a reload notices a changed file.  Sōzu's legacy ``answer_NNN = "PATH"`` listener keys
+(and a cluster's ``answer_503``) name files too; an empty template is skipped as Sōzu does.  A
+cluster's ``health_check`` table becomes its ADD_CLUSTER ``health_check``.  An http cluster's
+``backend_tls`` table (TLS to its backends) becomes its ``backend_tls``, a relative ``ca_file``
+being relative to the configuration file.
 PROXY-protocol keys on HTTP clusters are refused (Sōzu ignores them silently).
 
 HTTPS (``protocol = "https"`` listeners; frontends of http clusters on them): a listener takes
@@ -46,7 +49,8 @@ the HTTP listener's keys plus Sōzu's TLS ones, ``tls_versions`` (Sōzu's file s
 ``TLS_V12``/``TLS_V13``, or the channel's ``TLS_V1_2``/``TLS_V1_3``; older versions are
 refused), ``cipher_list``, ``cipher_suites``, ``signature_algorithms``, ``groups_list`` (each
 name checked against OpenSSL here), ``send_tls13_tickets``, ``alpn_protocols``,
-``strict_sni_binding``, ``disable_http11`` and an ``hsts`` table (``enabled`` required, as in
+``strict_sni_binding``, ``disable_http11`` (HTTP/2 only, which needs ``h2`` among the ALPN
+protocols) and an ``hsts`` table (``enabled`` required, as in
 Sōzu; then ``max_age``, ``include_subdomains``, ``preload``, ``force_replace_backend``).
 ``certificate``, ``certificate_chain`` and ``key`` are FILE PATHS, relative to the
 configuration file, read and checked here (PEM that parses, a key that matches), so the
@@ -78,7 +82,9 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from pysozu.command import (
+    ALPN_PROTOCOLS,
     ANSWER_CODES,
+    H2_LISTENER_FIELDS,
     HEADER_POSITIONS,
     LOAD_BALANCING_ALGORITHMS,
     LOAD_METRICS,
@@ -95,7 +101,9 @@ from pysozu.command import (
     check_authorized_hash,
     check_backend_alpn,
     check_backend_server_name,
+    check_disable_http11,
     check_expected_status,
+    check_h2_field,
     check_header_name,
     check_header_value,
     check_method,
@@ -268,6 +276,8 @@ _HTTP_LISTENER_KEYS: Final = _TCP_LISTENER_KEYS | frozenset(
         "elide_x_real_ip",
         "send_x_real_ip",
         "max_body_size",
+        "h2c",
+        *H2_LISTENER_FIELDS,  # Sōzu's HTTP/2 knobs, for h2c and HTTPS alike
         *(f"answer_{code}" for code in ANSWER_CODES),  # Sōzu's legacy per-status file paths
     }
 )
@@ -887,6 +897,12 @@ class _Builder:
             fields["max_body_size"] = self.value(
                 (*path, "max_body_size"), table["max_body_size"], "uint64"
             )
+        if "h2c" in table:
+            fields["h2c"] = self.value((*path, "h2c"), table["h2c"], "bool")
+        for key in H2_LISTENER_FIELDS:
+            if key in table:
+                number = self.value((*path, key), table[key], "uint32")
+                fields[key] = self.checked((*path, key), check_h2_field, key, number)
         answers: dict[str, str] = {}
         for code in ANSWER_CODES:  # legacy keys first: the answers table wins, as in Sōzu
             key = f"answer_{code}"
@@ -931,9 +947,10 @@ class _Builder:
             if key in table:
                 fields[key] = self.value((*path, key), table[key], "bool")
         if fields.get("disable_http11"):
-            raise self.error(
+            self.checked(
                 (*path, "disable_http11"),
-                "disable_http11 = true leaves no protocol to serve: HTTP/2 is not served yet",
+                check_disable_http11,
+                {"alpn_protocols": ALPN_PROTOCOLS, **fields},
             )
         if "hsts" in table:
             fields["hsts"] = self.hsts((*path, "hsts"), table["hsts"])

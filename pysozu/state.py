@@ -43,7 +43,9 @@ one TCP frontend per ``(address, hostname)`` (pysozu's own ``hostname``, for SNI
 passthrough: on one address, frontends with distinct host names and at most one without, the
 default route); a listener address is used by one listener whatever its protocol.  The
 position is part of an HTTP frontend's key (Sōzu's key leaves it out), since the same rule in
-PRE and in the TREE are two different routes.
+PRE and in the TREE are two different routes.  An UPDATE_HTTPS_LISTENER is judged with the
+listener it patches: one that would leave ``disable_http11`` on without ``h2`` among its ALPN
+protocols (nothing left to serve) is refused.
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from pysozu.command import (
+    H2_LISTENER_FIELDS,
     CommandError,
     Request,
+    check_disable_http11,
     make_request,
     normalise_hostname,
     parse_request,
@@ -122,6 +126,8 @@ _LISTENER_UPDATABLE: Final = {
         "elide_x_real_ip",
         "send_x_real_ip",
         "max_body_size",
+        "h2c",
+        *H2_LISTENER_FIELDS,
     ),
     "TCP": ("public_address", "expect_proxy", "front_timeout", "back_timeout", "connect_timeout"),
 }
@@ -423,7 +429,14 @@ class ConfigState:
 
     def _check_update_listener(self, request: Request) -> None:
         proxy = request.type.removeprefix("UPDATE_").removesuffix("_LISTENER")
-        self._find_listener(proxy, request["address"])
+        listener = self._find_listener(proxy, request["address"])
+        if proxy == "HTTPS":
+            # the listener as the patch leaves it: HTTP/1.1 off needs h2 offered
+            merged = {**listener, **{k: v for k, v in request.fields.items() if v is not None}}
+            try:
+                check_disable_http11(merged)
+            except CommandError as exc:
+                raise StateError(f"HTTPS listener {request['address']}: {exc}") from None
 
     def _update_listener(self, request: Request) -> bool:
         proxy = request.type.removeprefix("UPDATE_").removesuffix("_LISTENER")

@@ -38,6 +38,7 @@ from pysozu.protocols.certificates import (
     covers,
     parse_certificate,
 )
+from pysozu.protocols.h2_connection import H2Limits
 from pysozu.protocols.health_check import HealthCheckConfig, HealthChecker
 from pysozu.protocols.http import HeaderEdit, HttpCluster, HttpListenerConfig, HttpProxy, HttpRoute
 from pysozu.protocols.http_rules import REDIRECT_STATUS, Hsts
@@ -51,7 +52,16 @@ from pysozu.reactor.metrics import StatsdDrain
 from pysozu.reactor.server import Reply, Server
 from pysozu.reactor.session import ProxySession, StateFactory, StateMachineSession
 
-from .command import CommandError, Request, failure, ok, parse_address, parse_request, processing
+from .command import (
+    H2_LISTENER_FIELDS,
+    CommandError,
+    Request,
+    failure,
+    ok,
+    parse_address,
+    parse_request,
+    processing,
+)
 from .config import ServerConfig
 from .state import ConfigState, StateError
 
@@ -287,6 +297,10 @@ class Worker:
             cluster_tls[f["cluster_id"]] = backend_tls
         else:
             cluster_tls.pop(f["cluster_id"], None)
+        if f.get("http2"):  # the backends speak h2c (prior knowledge)
+            self.upstreams.backend_h2.add(f["cluster_id"])
+        else:
+            self.upstreams.backend_h2.discard(f["cluster_id"])
         limit = f.get("max_connections_per_ip")
         if limit:
             self.http.ip_limiter.cluster_limits[f["cluster_id"]] = limit
@@ -456,6 +470,9 @@ class Worker:
             # a head must fit in one pooled buffer
             limits=Limits(max_head=min(buffer_size - 1, 16384)),
             max_body_size=f["max_body_size"],
+            h2c=f["h2c"],
+            h2_limits=_h2_limits(H2Limits(), f),
+            h2_graceful_shutdown_deadline=f["h2_graceful_shutdown_deadline_seconds"],
         )
 
     # -- HTTPS --------------------------------------------------------------------------------
@@ -585,7 +602,12 @@ class Worker:
         _patch(config, f, ("public_address", "expect_proxy", "sticky_name", "front_timeout",
                            "back_timeout",
                            "connect_timeout", "request_timeout", "sozu_id_header",
-                           "elide_x_real_ip", "send_x_real_ip", "max_body_size"))
+                           "elide_x_real_ip", "send_x_real_ip", "max_body_size", "h2c"))
+        # HTTP/2 settings are read when a connection starts: new connections get them
+        config.h2_limits = _h2_limits(config.h2_limits, f)
+        deadline = f.get("h2_graceful_shutdown_deadline_seconds")
+        if deadline is not None:
+            config.h2_graceful_shutdown_deadline = deadline
         config.constants = None  # the bytes made from the old fields
         self.state.apply(request)
         return ok(request.id)
@@ -763,10 +785,21 @@ def _frontend_kind(request: Request) -> str:
 
 def _tls_settings(fields: dict[str, Any]) -> TlsSettings:
     """An HTTPS listener's TLS settings; ``ValueError`` (a FAILURE) names what is refused."""
-    if fields.get("disable_http11"):
-        raise ValueError("disable_http11 leaves no protocol to serve: HTTP/2 ('h2') is not "
-                         "served yet")
     return TlsSettings.from_fields(fields)
+
+
+#: ``H2Limits`` attribute -> the listener field that sets it (Sōzu's name, ``h2_`` prefixed)
+_H2_LIMIT_FIELDS = {
+    field.name: f"h2_{field.name}" for field in dataclasses.fields(H2Limits)
+    if f"h2_{field.name}" in H2_LISTENER_FIELDS
+}
+
+
+def _h2_limits(limits: H2Limits, fields: dict[str, Any]) -> H2Limits:
+    """``limits`` with the HTTP/2 fields of a listener request (or patch: None keeps)."""
+    changes = {name: fields[key] for name, key in _H2_LIMIT_FIELDS.items()
+               if fields.get(key) is not None}
+    return dataclasses.replace(limits, **changes) if changes else limits
 
 
 def _parse_certificate(

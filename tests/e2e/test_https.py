@@ -7,6 +7,7 @@ through its channel; backends are the recording ``HttpBackend``.
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
 import socket
@@ -16,6 +17,7 @@ import subprocess
 import pytest
 
 from tests.conftest import WAIT
+from tests.e2e.h2_helpers import H2Client
 from tests.e2e.helpers import in_worker, wait_for
 from tests.e2e.http_helpers import HOST, add_cluster, add_frontend, http_listen
 from tests.e2e.https_helpers import (
@@ -313,8 +315,9 @@ def test_listener_settings_refused_with_a_reason(proxy):
         ({"versions": ["TLS_V1_1"]}, "TLS_V1_1 are refused"),
         ({"cipher_list": ["NOT-A-CIPHER"]}, "unknown TLS 1.2 cipher 'NOT-A-CIPHER'"),
         ({"groups_list": ["curve9"]}, "unknown key exchange group 'curve9'"),
-        ({"alpn_protocols": ["h2", "http/1.1"]}, "'h2' needs HTTP/2"),
-        ({"disable_http11": True}, "disable_http11 leaves no protocol"),
+        ({"alpn_protocols": ["spdy/3"]}, "unsupported ALPN protocol 'spdy/3'"),
+        ({"disable_http11": True, "alpn_protocols": ["http/1.1"]},
+         "disable_http11 needs 'h2' in alpn_protocols"),
         ({"certificate": "x"}, "needs both 'certificate' and 'key'"),
     ]:
         answer = proxy.request("ADD_HTTPS_LISTENER", address="127.0.0.1:0", **fields)
@@ -338,12 +341,45 @@ def test_update_versions_applies_to_next_handshakes(proxy, ca, make_http_backend
 def test_alpn_result_visible_to_the_client(proxy, ca, make_http_backend):
     backend = make_http_backend()
     address, _ = https_app(proxy, ca, backend)
-    result = https_get(address, HOST, context=client_context(ca, alpn=["h2", "http/1.1"]))
+    # Sōzu's default offer, h2 then http/1.1: the server's preference wins
+    with H2Client(address, tls=client_context(ca, alpn=["h2", "http/1.1"])) as client:
+        assert client.sock.selected_alpn_protocol() == "h2"
+        response = client.get("/two", scheme="https")
+        assert response.status == 200 and bytes(response.body) == b"backend GET /two"
+    result = https_get(address, HOST, context=client_context(ca, alpn=["http/1.1"]))
     assert result.alpn == "http/1.1" and result.response.status == 200
     assert https_get(address, HOST, ca=ca).alpn is None  # no ALPN offered: HTTP/1.1
+    sock = tls_connect(address, HOST, client_context(ca, alpn=["h2"]))
+    try:
+        assert sock.selected_alpn_protocol() == "h2"
+    finally:
+        sock.close()
     with pytest.raises(ssl.SSLError):  # only protocols the listener does not speak
-        https_get(address, HOST, context=client_context(ca, alpn=["h2"]))
+        https_get(address, HOST, context=client_context(ca, alpn=["spdy/3"]))
     assert metric(proxy, "tls.alpn.http/1.1") == 1
+    assert wait_for(lambda: metric(proxy, "tls.alpn.h2") == 2)
+
+
+def test_alpn_follows_the_listener_settings(proxy, ca, make_http_backend):
+    backend = make_http_backend()
+    address, _ = https_app(proxy, ca, backend, listener={"alpn_protocols": ["http/1.1"]})
+    result = https_get(address, HOST, context=client_context(ca, alpn=["h2", "http/1.1"]))
+    assert result.alpn == "http/1.1" and result.response.status == 200  # h2 not offered
+    # HTTP/2 only: h2 is negotiated, and a client without h2 is not served
+    proxy.ok("UPDATE_HTTPS_LISTENER", address=address, alpn_protocols=["h2", "http/1.1"],
+             disable_http11=True)
+    with H2Client(address, tls=client_context(ca, alpn=["h2", "http/1.1"])) as client:
+        assert client.get("/h2only", scheme="https").status == 200
+    with pytest.raises(ssl.SSLError):  # no protocol in common: a TLS alert
+        https_get(address, HOST, context=client_context(ca, alpn=["http/1.1"]))
+    with pytest.raises((http.client.HTTPException, OSError)):  # no ALPN: HTTP/2 all the same
+        https_get(address, HOST, ca=ca)
+    answer = proxy.request("UPDATE_HTTPS_LISTENER", address=address,
+                           alpn_protocols=["http/1.1"])
+    assert answer["status"] == "FAILURE"
+    assert "disable_http11 needs 'h2' in alpn_protocols" in answer["message"], answer
+    listener = proxy.ok("LIST_LISTENERS")["content"]["https_listeners"][address]
+    assert (listener["alpn_protocols"], listener["disable_http11"]) == (["h2", "http/1.1"], True)
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
@@ -456,17 +492,24 @@ def test_https_redirect_from_http_listener_and_none_on_https(proxy, ca, make_htt
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
-def test_curl_verifies_the_proxy_and_sees_http11(proxy, ca, make_http_backend):
+def test_curl_verifies_the_proxy_over_http11_and_h2(proxy, ca, make_http_backend):
     backend = make_http_backend()
     address, _ = https_app(proxy, ca, backend)
     port = address.rsplit(":", 1)[1]
-    out = subprocess.run(
-        ["curl", "-sS", "--cacert", str(ca.path), "--resolve", f"{HOST}:{port}:127.0.0.1",
-         "-w", "\\n%{http_code} %{http_version} %{ssl_verify_result}",
-         f"https://{HOST}:{port}/curl"],
-        capture_output=True, text=True, timeout=WAIT, check=True,
-    ).stdout
-    assert out == "backend GET /curl\n200 1.1 0"
+    features = subprocess.run(["curl", "--version"], capture_output=True, text=True,
+                              timeout=WAIT).stdout
+    legs = [("--http1.1", "1.1")]
+    if "HTTP2" in features:  # curl built with nghttp2 asks for h2 by ALPN
+        legs.append(("--http2", "2"))
+    for option, version in legs:
+        out = subprocess.run(
+            ["curl", "-sS", option, "--cacert", str(ca.path),
+             "--resolve", f"{HOST}:{port}:127.0.0.1",
+             "-w", "\\n%{http_code} %{http_version} %{ssl_verify_result}",
+             f"https://{HOST}:{port}/curl"],
+            capture_output=True, text=True, timeout=WAIT, check=True,
+        ).stdout
+        assert out == f"backend GET /curl\n200 {version} 0"
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")

@@ -267,7 +267,7 @@ def test_rendering_of_https_listeners_frontends_and_certificates(files: Files) -
     assert lines == [
         "HTTPS listeners (1):",
         f"  {L}  inactive, timeouts front 60s, back 30s, connect 3s, request 10s, TLS 1.3, "
-        "ALPN http/1.1, default certificate, no strict SNI binding, HSTS max-age 60 preload",
+        "ALPN h2,http/1.1, default certificate, no strict SNI binding, HSTS max-age 60 preload",
         "TCP listeners (0):",
     ]
     assert "PRIVATE KEY" not in "\n".join(lines)

@@ -57,6 +57,30 @@ FRONTEND_DEFAULTS: dict[str, Any] = {
     "headers": [],
 }
 
+#: The HTTP/2 fields of an HTTP(S) listener: Sōzu's defaults (lib/src/protocol/mux/h2.rs), but
+#: the HPACK table we advertise (4096, the protocol's) and pysozu's own window and frame size.
+H2_DEFAULTS: dict[str, Any] = {
+    "h2c": True,
+    "h2_max_concurrent_streams": 100,
+    "h2_initial_window_size": 65535,
+    "h2_initial_connection_window": 1048576,
+    "h2_max_frame_size": 16384,
+    "h2_max_header_list_size": 65536,
+    "h2_max_header_table_size": 4096,
+    "h2_max_header_fields": 128,
+    "h2_max_rst_stream_per_window": 100,
+    "h2_max_ping_per_window": 100,
+    "h2_max_settings_per_window": 50,
+    "h2_max_empty_data_per_window": 100,
+    "h2_max_window_update_stream0_per_window": 100,
+    "h2_max_continuation_frames": 20,
+    "h2_max_glitch_count": 100,
+    "h2_max_rst_stream_lifetime": 10000,
+    "h2_max_rst_stream_abusive_lifetime": 50,
+    "h2_max_rst_stream_emitted_lifetime": 500,
+    "h2_graceful_shutdown_deadline_seconds": 5,
+}
+
 # ---------------------------------------------------------------------------------------------
 # Defaults: every field present, Sōzu's defaults (command/src/config.rs, command.proto)
 # ---------------------------------------------------------------------------------------------
@@ -78,6 +102,7 @@ DEFAULTS: list[tuple[dict[str, Any], dict[str, Any]]] = [
             "elide_x_real_ip": False,
             "send_x_real_ip": False,
             "max_body_size": 0,
+            **H2_DEFAULTS,
             "active": False,
         },
     ),
@@ -97,6 +122,7 @@ DEFAULTS: list[tuple[dict[str, Any], dict[str, Any]]] = [
             "elide_x_real_ip": None,
             "send_x_real_ip": None,
             "max_body_size": None,
+            **dict.fromkeys(H2_DEFAULTS),
         },
     ),
     (
@@ -276,8 +302,10 @@ ERRORS: list[tuple[str, dict[str, Any], str]] = [
      "field 'request_timeout' must be between 0 and 4294967295 (got -1)"),
     ("listener bad x-real-ip flag", listener(send_x_real_ip="yes"),
      "field 'send_x_real_ip' must be a boolean"),
-    ("listener h2 knob", listener(h2_max_concurrent_streams=10),
-     "unknown field 'h2_max_concurrent_streams' for ADD_HTTP_LISTENER"),
+    ("listener h2 knob out of range", listener(h2_max_frame_size=100),
+     "field 'h2_max_frame_size': must be between 16384 and 16777215 (got 100)"),
+    ("listener unknown h2 knob", listener(h2_stream_shrink_ratio=2),
+     "unknown field 'h2_stream_shrink_ratio' for ADD_HTTP_LISTENER"),
     ("update bad answer code", update(answers={"999": "x"}),
      "field 'answers': no answer for status '999'"),
     ("update active", update(active=True), "unknown field 'active' for UPDATE_HTTP_LISTENER"),

@@ -20,7 +20,7 @@ L = "127.0.0.1:8443"
 def test_https_listener_defaults_are_sozus() -> None:
     fields = parse_request({"id": "l", "type": "ADD_HTTPS_LISTENER", "address": L}).fields
     assert fields["versions"] == ["TLS_V1_2", "TLS_V1_3"]
-    assert fields["alpn_protocols"] == ["http/1.1"]  # h2 comes with HTTP/2
+    assert fields["alpn_protocols"] == ["h2", "http/1.1"]  # Sōzu's, in order of preference
     assert fields["strict_sni_binding"] is True
     assert fields["disable_http11"] is False
     assert fields["send_tls13_tickets"] == 4
@@ -51,7 +51,8 @@ def test_https_frontend_hsts_and_certificate_defaults() -> None:
 
 @pytest.mark.parametrize(("obj", "message"), [
     ({"type": "ADD_HTTPS_LISTENER", "versions": ["TLS_V9"]}, "unknown TLS version 'TLS_V9'"),
-    ({"type": "ADD_HTTPS_LISTENER", "alpn_protocols": ["h2"]}, "'h2' needs HTTP/2"),
+    ({"type": "ADD_HTTPS_LISTENER", "disable_http11": True, "alpn_protocols": ["http/1.1"]},
+     "disable_http11 needs 'h2' in alpn_protocols"),
     ({"type": "ADD_HTTPS_LISTENER", "alpn_protocols": ["spdy/3"]},
      "unsupported ALPN protocol 'spdy/3'"),
     ({"type": "ADD_HTTPS_LISTENER", "hsts": {"max_age": -1}}, "field 'hsts.max_age'"),

@@ -11,6 +11,7 @@ import pytest
 from pysozu.command import Request, parse_request
 from pysozu.config import ConfigError, load_config, parse_config
 from pysozu.state import ConfigState
+from tests.top.test_command_http import H2_DEFAULTS
 
 HTTP_STYLE = """
 front_timeout = 20
@@ -130,6 +131,7 @@ def test_http_style_file() -> None:
         "elide_x_real_ip": False,
         "send_x_real_ip": True,
         "max_body_size": 1048576,
+        **H2_DEFAULTS,
         "active": False,
     }
     assert "request_timeout" not in tcp.fields
@@ -299,8 +301,8 @@ ERRORS: list[tuple[str, str, str, int, str]] = [
      "only valid for https listeners"),
     ("unknown http listener key", HL + "colour = 1\n", "listeners[0].colour", 4,
      "unknown key for an http listener"),
-    ("h2 knob on http listener", HL + "h2_max_concurrent_streams = 10\n",
-     "listeners[0].h2_max_concurrent_streams", 4, "unknown key for an http listener"),
+    ("unknown h2 knob on http listener", HL + "h2_stream_idle_timeout_seconds = 10\n",
+     "listeners[0].h2_stream_idle_timeout_seconds", 4, "unknown key for an http listener"),
     ("bad sticky name", HL + 'sticky_name = "a b"\n', "listeners[0].sticky_name", 4,
      "cookie name 'a b' is not a token"),
     ("bad id header", HL + 'sozu_id_header = "X:Id"\n', "listeners[0].sozu_id_header", 4,
