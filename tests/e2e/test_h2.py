@@ -22,8 +22,16 @@ from pysozu.parser import h2 as frames
 from pysozu.protocols.access_log import AccessLogger
 from tests.conftest import WAIT, connect, recv_all
 from tests.e2e.h2_helpers import H2Client
-from tests.e2e.helpers import counters, in_worker, wait_for
-from tests.e2e.http_helpers import HOST, fetch, fixed, http_app, http_listen
+from tests.e2e.helpers import counters, in_worker, wait_for, wait_sessions
+from tests.e2e.http_helpers import (
+    HOST,
+    buffers_in_use,
+    fetch,
+    fixed,
+    gauges,
+    http_app,
+    http_listen,
+)
 
 
 def test_get_is_routed_and_translated(proxy, make_http_backend):
@@ -385,3 +393,62 @@ def test_urgency_orders_what_the_connection_window_lets_out(proxy, make_http_bac
         assert urgent in order
         assert lazy not in order or order.index(lazy) > len(order) - 1 - order[::-1].index(
             urgent)
+
+
+def test_a_slow_client_holds_the_backend_back_with_bounded_memory(proxy, make_http_backend):
+    backend = make_http_backend("one")
+    address = http_app(proxy, [backend.address])
+    size = 200_000_000
+    with H2Client(address, settings={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16384},
+                  auto_ack=False) as client:
+        sid = client.request(f"/big/{size}")
+        while not client.responses[sid].body:
+            client.read_once()
+        for n in range(5):  # round trips through the proxy: time for it to read on
+            client.conn.ping(b"slow%04d" % n)
+            client.flush()
+            while not any(isinstance(e, h2.events.PingAckReceived) for e in client.read_once()):
+                pass
+        held = in_worker(proxy, lambda: _stream_output(proxy))
+        assert 0 < held <= 64 * 1024 + 16384  # what a stream may hold beyond the windows
+        assert backend.sent_bytes < size // 4  # the backend waits on full socket buffers
+        assert len(client.responses[sid].body) <= 16384
+
+
+def _stream_output(proxy) -> int:
+    from pysozu.protocols.http2 import Http2
+
+    return sum(stream.out_bytes for s in proxy.worker.server.sessions
+               if isinstance(getattr(s, "state", None), Http2)
+               for stream in s.state.streams.values())
+
+
+def test_nothing_leaks_whatever_way_streams_end(proxy, make_backend, make_http_backend):
+    backend = make_http_backend("one")
+    broken = make_backend(fixed(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
+                                close=True))
+    address = http_app(proxy, [backend.address])
+    proxy.ok("ADD_CLUSTER", cluster_id="broken")
+    proxy.ok("ADD_BACKEND", cluster_id="broken", backend_id="b0", address=broken.address)
+    proxy.ok("ADD_HTTP_FRONTEND", address=address, hostname="broken.example",
+             cluster_id="broken")
+    for _ in range(3):
+        with H2Client(address) as client:
+            ok = [client.request(f"/ok/{n}") for n in range(10)]
+            bad = client.request("/", host="broken.example")
+            missing = client.request("/", host="nowhere.example")
+            upload = client.request("/echo", method="POST", body=b"x" * 100_000)
+            cut = client.request("/big/5000000")
+            while not client.responses[cut].body:
+                client.read_once()
+            client.conn.reset_stream(cut)
+            client.flush()
+            client.wait(*ok, bad, missing, upload)
+            held = client.request("/big/5000000")  # left open when the client goes
+            while not client.responses[held].body:
+                client.read_once()
+    wait_sessions(proxy, 0)
+    # a closed session has released everything at once (no backend timeout needed)
+    assert buffers_in_use(proxy) == 0
+    assert gauges(proxy).get("protocol.http2", 0) == 0
+    assert gauges(proxy)["backend.connections"] == 0
