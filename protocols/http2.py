@@ -380,7 +380,7 @@ class H2Stream(ProxySession):
     def ready(self) -> bool:
         owner = self.owner
         owner.run_stream(self)
-        owner.after_stream_event()
+        owner.flush_later()
         return False
 
     def close(self) -> None:
@@ -433,6 +433,7 @@ class Http2(SessionState):
         self.parked: list[ParkedBackend] = []
         self.front_eof = False
         self.failed = False
+        self.flush_pending = False
         self.graceful = 0  # 1: first GOAWAY and PING sent; 2: final GOAWAY sent
         self.idle = Timeout(timers, config.front_timeout, self._idle_timed_out)
         self.idle.set()
@@ -502,6 +503,19 @@ class Http2(SessionState):
         if self.streams:
             return False
         return self.conn.goaway_received is not None or self.graceful == 2
+
+    def flush_later(self) -> None:
+        """Frame and send what streams produced once this loop pass is over: the responses
+        of every backend that answered in the pass leave in one write (one TLS record)."""
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.server.defer(self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        self.flush_pending = False
+        session = self.session
+        if session.alive and session.state is self:
+            self.after_stream_event()
 
     def after_stream_event(self) -> None:
         """A stream's backend moved: frame what it produced and flush."""

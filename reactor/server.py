@@ -172,6 +172,12 @@ class Server:
         except OSError:
             pass  # the pipe is full: the loop is already due to wake up
 
+    def defer(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this loop pass has handled its events (the loop's thread
+        only: unlike ``call_soon`` it does not wake the poll). Work that several events of
+        one pass would each do, such as flushing a connection, is done once."""
+        self._soon.append(callback)
+
     # -- clock --------------------------------------------------------------------------------
     @property
     def now(self) -> float:
