@@ -280,6 +280,7 @@ def start_pysozu(workdir: Path, backend: int, cpu: int | None) -> Server:
         command_socket = "{workdir}/pysozu.sock"
         log_level = "warning"
         log_target = "stderr"
+        worker_count = 1
 
         [[listeners]]
         protocol = "http"

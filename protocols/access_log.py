@@ -57,6 +57,8 @@ class AccessRecord:
     tls_cipher: str | None = None
     tls_sni: str | None = None
     tls_alpn: str | None = None
+    #: the worker process that served it (``pysozu start`` with several workers)
+    worker: int | None = None
 
 
 def _ms(seconds: float | None) -> str:
@@ -78,6 +80,7 @@ def format_ascii(record: AccessRecord) -> str:
         f"{record.bytes_in} {record.bytes_out} "
         f"{record.status if record.status is not None else '-'} {record.method or '-'} "
         f"{record.authority or '-'}{record.path or ''}{tags} {record.protocol}{message}"
+        + (f" worker={record.worker}" if record.worker is not None else "")
     )
 
 
@@ -111,8 +114,12 @@ class AccessLogger:
                 f"unknown access log target {target!r} (expected stdout, stderr or file://PATH)"
             )
         self.lines: list[str] = []
+        #: stamped on every record (several worker processes may share the file)
+        self.worker_id: int | None = None
 
     def log(self, record: AccessRecord) -> None:
+        if self.worker_id is not None:
+            record.worker = self.worker_id
         self.lines.append(self.format(record))
 
     def flush(self) -> None:
@@ -121,8 +128,13 @@ class AccessLogger:
         data = "\n".join(self.lines) + "\n"
         self.lines.clear()
         try:
-            self.stream.write(data)
-            self.stream.flush()
+            if self._owned:
+                # one write(2) on an O_APPEND file: lines of several worker processes
+                # sharing the file never interleave
+                os.write(self.stream.fileno(), data.encode("utf-8"))
+            else:
+                self.stream.write(data)
+                self.stream.flush()
         except (OSError, ValueError):
             pass  # a full disk or a closed stream must not take the proxy down
 

@@ -84,7 +84,8 @@ from pysozu.protocols.certificates import (
     split_certificate_chain,
 )
 from pysozu.reactor.channel import Channel, ChannelError
-from pysozu.reactor.server import Server
+from pysozu.reactor.server import Server, format_sockaddr
+from pysozu.state import StateError
 from pysozu.worker import RequestFailed, Worker
 
 __all__ = [
@@ -283,9 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     start = verbs.add_parser(
         "start",
         help="run a proxy in the foreground",
-        description="Run a proxy in the foreground until `pysozu stop`, Ctrl-C (soft stop; "
-        "twice: hard stop) or SIGTERM (hard stop). Without -c, the built-in configuration "
-        "proxies 127.0.0.1:8080 to a demo HTTP backend on 127.0.0.1:8081.",
+        description="Run a proxy in the foreground: a main process and `worker_count` "
+        "worker processes (default: one per CPU), until `pysozu stop`, SIGTERM (soft stop), "
+        "Ctrl-C or SIGQUIT (hard stop); SIGHUP reloads the configuration file. With "
+        "worker_count = 0, one process is main and worker, and Ctrl-C is a soft stop (twice: "
+        "hard). Without -c, the built-in configuration (one worker) proxies 127.0.0.1:8080 to "
+        "two demo HTTP backends on 127.0.0.1:8081 and 8082.",
     )
     start.add_argument(
         "-c", "--config", metavar="FILE", default=argparse.SUPPRESS, help="TOML configuration"
@@ -303,6 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
     leaf(verbs, "status", _cmd_status, "show the worker's status and metrics")
     stop = leaf(verbs, "stop", _cmd_stop, "stop the proxy (soft: let connections finish)")
     stop.add_argument("--hard", action="store_true", help="close every connection at once")
+
+    # main process ---------------------------------------------------------------------------
+    reload = leaf(verbs, "reload", _cmd_reload,
+                  "re-read the configuration file and apply only what changed")
+    reload.add_argument("--file", metavar="FILE", default=None,
+                        help="another configuration file (default: the one it started with)")
+    leaf(verbs, "upgrade", _cmd_upgrade,
+         "start workers on the installed code, then let the old ones drain")
+    leaf(verbs, "workers", _cmd_workers, "list the worker processes")
 
     # state ---------------------------------------------------------------------------------
     state = branch("state", "inspect, save and load the whole configuration state")
@@ -846,10 +859,52 @@ def _start(args: argparse.Namespace) -> int:
         args.log_level or server_config.log_level, server_config.log_target
     )
     try:
+        if config.server.worker_count >= 1:
+            return _serve_main(config, path)
         return _serve(config)
     finally:
         logging.getLogger().removeHandler(log_handler)
         log_handler.close()
+
+
+def _serve_main(config: FileConfig, path: str | None) -> int:
+    """A main process and ``worker_count`` worker processes (``pysozu/main_process.py``)."""
+    from types import SimpleNamespace
+
+    from .main_process import MainProcess
+
+    main = MainProcess(config, os.path.abspath(path) if path is not None else None)
+    demos: list[DemoBackend] = []
+    try:
+        try:
+            main.start()
+        except OSError as e:
+            raise CliError(
+                f"cannot listen on the command socket {config.server.command_socket}: "
+                f"{e.strerror or e}"
+            ) from None
+        except (StateError, CommandError, ValueError) as e:
+            raise CliError(f"the configuration was refused: {e}") from None
+        if config.demo_backend:
+            for address in _backend_addresses(config.requests):
+                try:
+                    demos.append(DemoBackend(address))
+                except OSError as e:
+                    raise CliError(
+                        f"cannot start the demo backend on {address}: {e.strerror or e}"
+                    ) from None
+        listeners = {address: SimpleNamespace(bound_address=format_sockaddr(sock.getsockname()))
+                     for address, sock in main.sockets.items()}
+        view = SimpleNamespace(state=main.state, server=SimpleNamespace(listeners=listeners))
+        _print_banner(view, config, demos)  # type: ignore[arg-type]
+        print(f"  {main.count} worker processes", flush=True)
+        main.run()
+        log.info("main process stopped")
+        return 0
+    finally:
+        for demo in demos:
+            demo.close()
+        main.close()
 
 
 def _serve(config: FileConfig) -> int:
@@ -1387,6 +1442,26 @@ def _cmd_stop(client: Client, args: argparse.Namespace) -> int:
     request_type = "HARD_STOP" if args.hard else "SOFT_STOP"
     answer = client.call(request_type, wait=_UNLIMITED, on_progress=progress)
     client.say(answer.get("message") or "stopped")
+    return 0
+
+
+def _cmd_reload(client: Client, args: argparse.Namespace) -> int:
+    path = os.path.abspath(args.file) if args.file else None
+    answer = client.call("RELOAD_CONFIGURATION", path=path, wait=_UNLIMITED)
+    client.say(answer.get("message") or "reloaded")
+    return 0
+
+
+def _cmd_upgrade(client: Client, args: argparse.Namespace) -> int:
+    answer = client.call("UPGRADE_WORKERS", wait=_UNLIMITED)
+    client.say(answer.get("message") or "upgraded")
+    return 0
+
+
+def _cmd_workers(client: Client, args: argparse.Namespace) -> int:
+    workers = (client.call("LIST_WORKERS")["content"] or {}).get("workers", [])
+    client.say("\n".join(f"worker {w['id']}: pid {w['pid']}, {w['run_state'].lower()}"
+                         for w in workers) or "no worker")
     return 0
 
 

@@ -845,6 +845,12 @@ _TLS_LISTENER: Final[dict[str, FieldSpec]] = {
 #: Request type -> field name -> spec.
 REQUEST_SPECS: Final[dict[str, dict[str, FieldSpec]]] = {
     "STATUS": {},
+    # the main process's own requests (pysozu start with worker_count >= 1)
+    "LIST_WORKERS": {},
+    "LIST_FRONTENDS": {},
+    "SUBSCRIBE_EVENTS": {},
+    "RELOAD_CONFIGURATION": {"path": _opt("str")},
+    "UPGRADE_WORKERS": {},
     "SOFT_STOP": {},
     "HARD_STOP": {},
     "LIST_LISTENERS": {},

@@ -77,7 +77,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -196,7 +196,11 @@ class ServerConfig:
     metrics_address: str | None = None
     metrics_tagged: bool = True
     metrics_prefix: str = "sozu"
-    worker_count: int = 1
+    #: where the main process serves the metrics of every worker in Prometheus's text format
+    metrics_prometheus_address: str | None = None
+    #: worker processes under a main process (the number of CPUs unless set); 0: one
+    #: process that is both main and worker (tests, debugging, embedding)
+    worker_count: int = field(default_factory=lambda: os.cpu_count() or 1)
     worker_automatic_restart: bool = True
     worker_timeout: int = 10
     activate_listeners: bool = True
@@ -243,7 +247,8 @@ _SERVER_KINDS: Final[dict[str, str]] = {
     "metrics_address": "str",
     "metrics_tagged": "bool",
     "metrics_prefix": "nonempty_str",
-    "worker_count": "posint",
+    "metrics_prometheus_address": "str",
+    "worker_count": "uint32",
     "worker_automatic_restart": "bool",
     "worker_timeout": "uint32",
     "activate_listeners": "bool",
@@ -420,9 +425,11 @@ DEFAULT_CONFIG_TOML: Final = """\
 # An HTTP listener on 127.0.0.1:8080 routes every host to the cluster "demo", whose two
 # backends (127.0.0.1:8081 and 127.0.0.1:8082) are small demo HTTP servers that
 # `pysozu start` runs itself (demo_backend = true): successive `curl` calls alternate
-# between them (round robin).
+# between them (round robin). One worker process: each worker balances on its own, so
+# with several the alternation would depend on which worker accepted each connection.
 command_socket = "./pysozu.sock"
 demo_backend = true
+worker_count = 1
 
 [[listeners]]
 protocol = "http"
@@ -817,6 +824,13 @@ class _Builder:
                 out["metrics_tagged"] = self.value(("metrics", key), value, "bool")
             elif key == "prefix":
                 out["metrics_prefix"] = self.value(("metrics", key), value, "nonempty_str")
+            elif key == "prometheus_address":  # pysozu's own: served by the main process
+                address = self.value(("metrics", key), value, "nonempty_str")
+                try:
+                    parse_address(address)
+                except CommandError as exc:
+                    raise self.error(("metrics", key), str(exc)) from None
+                out["metrics_prometheus_address"] = address
             else:
                 raise self.error(("metrics", key), "unknown key for metrics")
         return out

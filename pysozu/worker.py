@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import os
 import re
 import socket
 import threading
@@ -77,8 +78,11 @@ class RequestFailed(Exception):
 class Worker:
     """One proxy worker: a ``Server`` loop, the TCP proxy and the configuration state."""
 
-    def __init__(self, config: ServerConfig | None = None, *, poller: str = "epoll") -> None:
+    def __init__(self, config: ServerConfig | None = None, *, poller: str = "epoll",
+                 worker_id: int | None = None) -> None:
         self.config = config = config or ServerConfig()
+        #: this worker's number under a main process (None: a worker on its own)
+        self.worker_id = worker_id
         self.server = Server(
             max_connections=config.max_connections,
             buffer_size=config.buffer_size,
@@ -97,6 +101,7 @@ class Worker:
         if config.access_logs_target:
             self.http.access_log = AccessLogger(config.access_logs_target,
                                                 config.access_logs_format)
+            self.http.access_log.worker_id = worker_id
         if config.metrics_address:
             self.server.metrics.set_drain(StatsdDrain(
                 parse_address(config.metrics_address), config.metrics_prefix,
@@ -256,6 +261,8 @@ class Worker:
             request.id,
             "worker running",
             {
+                "worker_id": self.worker_id,
+                "pid": os.getpid(),
                 "sessions": len(server.sessions),
                 "listeners": {a: listener.active for a, listener in server.listeners.items()},
                 "buffers_in_use": server.pool.in_use,

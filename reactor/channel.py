@@ -164,6 +164,10 @@ class WorkerChannel:
         self.closed = False
         #: The peer shut its write side: answer what it sent, then drop the channel.
         self.eof = False
+        #: file descriptors that came with the bytes (SCM_RIGHTS on a unix socket: the
+        #: main process hands listening sockets to its workers), oldest first
+        self.fds: list[int] = []
+        self._unix = sock.family == socket.AF_UNIX
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -173,7 +177,12 @@ class WorkerChannel:
         out: list[dict[str, Any] | FrameError] = []
         while True:
             try:
-                data = self.sock.recv(65536)
+                if self._unix:
+                    data, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 16)
+                    if fds:
+                        self.fds.extend(fds)
+                else:
+                    data = self.sock.recv(65536)
             except BlockingIOError:
                 break
             except InterruptedError:
@@ -186,6 +195,10 @@ class WorkerChannel:
                 break
             out.extend(self.decoder.feed(data))
         return out
+
+    def take_fd(self) -> int | None:
+        """The oldest descriptor received and not taken yet."""
+        return self.fds.pop(0) if self.fds else None
 
     def write(self, message: dict[str, Any]) -> None:
         self._out += encode_frame(message)
@@ -219,6 +232,12 @@ class WorkerChannel:
 
     def close(self) -> None:
         self.closed = True
+        for fd in self.fds:  # handed over but never claimed
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
         try:
             self.sock.close()
         except OSError:

@@ -66,6 +66,12 @@ class SessionFactory(Protocol):
     ) -> ProxySession | None: ...
 
 
+#: requests that may bring their listening socket along (SCM_RIGHTS): ACTIVATE_LISTENER with
+#: ``from_scm``, or an ADD_*_LISTENER that is ``active`` at once
+_TAKES_SOCKET = frozenset({"ACTIVATE_LISTENER", "ADD_TCP_LISTENER", "ADD_HTTP_LISTENER",
+                           "ADD_HTTPS_LISTENER"})
+
+
 class Listener:
     """A listening address with the factory of its sessions; bound only while active."""
 
@@ -144,6 +150,8 @@ class Server:
         self.listeners: dict[str, Listener] = {}
         self.channels: set[WorkerChannel] = set()
         self.scm_sockets: dict[str, socket.socket] = {}
+        #: called when a channel is dropped (a worker process ends when its main's goes)
+        self.on_channel_closed: Callable[[WorkerChannel], None] | None = None
         self._entries: dict[int, _Entry] = {}
         self._epoch = 0
         self._accept_ready: set[Listener] = set()
@@ -269,6 +277,8 @@ class Server:
             if fd >= 0:
                 self.unregister(fd)
             channel.close()
+            if self.on_channel_closed is not None:
+                self.on_channel_closed(channel)
 
     def _channel_ready(self, channel: WorkerChannel, bits: int) -> None:
         if bits & WRITABLE:
@@ -283,6 +293,16 @@ class Server:
                      "content": None}
                 )
                 continue
+            if channel.fds and (message.get("from_scm") or message.get("active")) \
+                    and message.get("type") in _TAKES_SOCKET \
+                    and isinstance(message.get("address"), str):
+                # the listening socket travelled with this request (SCM_RIGHTS)
+                fd = channel.take_fd()
+                if fd is not None:
+                    old = self.scm_sockets.pop(message["address"], None)
+                    if old is not None:
+                        old.close()
+                    self.scm_sockets[message["address"]] = socket.socket(fileno=fd)
             self._dispatch_command(message, reply)
         # A peer that shut its write side gets every answer to what it sent before EOF
         # (pipelined requests, then ``shutdown(SHUT_WR)``), then the channel is dropped.

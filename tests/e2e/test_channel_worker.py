@@ -167,8 +167,14 @@ FOUNDATION_TYPES = {
 
 
 def test_every_known_type_is_handled(proxy: Proxy) -> None:
-    """Every type the command layer accepts is carried out by the worker."""
-    assert set(REQUEST_SPECS) == set(proxy.worker._handlers)
+    """Every type the command layer accepts is carried out by the worker, except the main
+    process's own requests, which a worker refuses by type."""
+    main_only = {"LIST_WORKERS", "LIST_FRONTENDS", "SUBSCRIBE_EVENTS", "RELOAD_CONFIGURATION",
+                 "UPGRADE_WORKERS"}
+    assert set(REQUEST_SPECS) - main_only == set(proxy.worker._handlers)
+    for kind in main_only:
+        answer = proxy.request(kind)
+        assert answer["status"] == "FAILURE" and "not handled by workers" in answer["message"]
     proxy.ok("SET_MAX_CONNECTIONS_PER_IP", limit=7)
     assert proxy.ok("QUERY_MAX_CONNECTIONS_PER_IP")["content"] == {"limit": 7}
 

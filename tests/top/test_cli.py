@@ -204,9 +204,19 @@ def start_proxy(workdir: Path) -> Iterator[Callable[..., ProxyProcess]]:
 def running(
     start_proxy: Callable[..., ProxyProcess], echo_backend: EchoBackend
 ) -> tuple[ProxyProcess, str]:
-    """A proxy whose listener (returned with it) forwards to the echo backend."""
+    """A proxy whose listener (returned with it) forwards to the echo backend: a main
+    process and its workers (``worker_count``: the number of CPUs)."""
     listen = free_address()
     return start_proxy(tcp_config(listen, echo_backend.address)), listen
+
+
+@pytest.fixture
+def single(
+    start_proxy: Callable[..., ProxyProcess], echo_backend: EchoBackend
+) -> tuple[ProxyProcess, str]:
+    """As ``running``, with ``worker_count = 0``: one process, main and worker at once."""
+    listen = free_address()
+    return start_proxy(tcp_config(listen, echo_backend.address, worker_count=0)), listen
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,7 +233,7 @@ def test_start_serves_traffic_and_status(running: tuple[ProxyProcess, str]) -> N
     assert f"tcp listener {listen} -> cluster app" in banner
 
     out = proxy.ok("status")
-    assert "worker running" in out
+    assert "running" in out
     assert f"{listen}: active" in out
 
     # --json may come after the verb too; the raw response is one JSON object per line.
@@ -240,7 +250,7 @@ def test_config_option_finds_the_command_socket(
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     result = run_cli("-c", str(proxy.workdir / "config.toml"), "status", cwd=elsewhere)
     assert result.returncode == 0, result.stderr
-    assert "worker running" in result.stdout
+    assert "running" in result.stdout
 
 
 def test_state_verbs(running: tuple[ProxyProcess, str], echo_backend: EchoBackend) -> None:
@@ -345,7 +355,7 @@ def test_http_and_runtime_verbs_reach_the_worker(running: tuple[ProxyProcess, st
     assert result.returncode == 1
     assert "invalid log level in 'loud'" in result.stderr
     assert round_trip(listen, b"still serving") == b"still serving"
-    assert "worker running" in proxy.ok("status")
+    assert "running" in proxy.ok("status")
 
 
 def test_listener_add_inactive(running: tuple[ProxyProcess, str]) -> None:
@@ -446,7 +456,7 @@ def test_command_socket_taken_by_a_live_proxy(
         f"a proxy already answers on {proxy.socket_path}\n"
     )
     # The live proxy kept its socket.
-    assert "worker running" in proxy.ok("status")
+    assert "running" in proxy.ok("status")
 
 
 def test_listener_address_in_use(workdir: Path, echo_backend: EchoBackend) -> None:
@@ -476,7 +486,7 @@ def test_soft_stop_verb(running: tuple[ProxyProcess, str]) -> None:
     proxy, _ = running
     result = proxy.cli("stop")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["soft stop: draining connections", "worker stopped"]
+    assert result.stdout.splitlines() == ["soft stop: draining connections", "workers stopped"]
     assert proxy.wait_exit() == 0
     assert not proxy.socket_path.exists()
 
@@ -503,8 +513,8 @@ def recv_all_or_reset(sock: socket.socket) -> bytes:
         return b""
 
 
-def test_sigterm_is_a_hard_stop(running: tuple[ProxyProcess, str]) -> None:
-    proxy, listen = running
+def test_sigterm_is_a_hard_stop(single: tuple[ProxyProcess, str]) -> None:
+    proxy, listen = single
     with connect(listen) as client:
         client.sendall(b"open")
         assert client.recv(4) == b"open"
@@ -514,8 +524,8 @@ def test_sigterm_is_a_hard_stop(running: tuple[ProxyProcess, str]) -> None:
     assert not proxy.socket_path.exists()
 
 
-def test_sigint_soft_stop_lets_connections_finish(running: tuple[ProxyProcess, str]) -> None:
-    proxy, listen = running
+def test_sigint_soft_stop_lets_connections_finish(single: tuple[ProxyProcess, str]) -> None:
+    proxy, listen = single
     with connect(listen) as client:
         client.sendall(b"one")
         assert client.recv(3) == b"one"
@@ -534,8 +544,8 @@ def test_sigint_soft_stop_lets_connections_finish(running: tuple[ProxyProcess, s
     assert "soft stop" in proxy.stderr
 
 
-def test_second_sigint_is_a_hard_stop(running: tuple[ProxyProcess, str]) -> None:
-    proxy, listen = running
+def test_second_sigint_is_a_hard_stop(single: tuple[ProxyProcess, str]) -> None:
+    proxy, listen = single
     with connect(listen) as client:
         client.sendall(b"one")
         assert client.recv(3) == b"one"

@@ -460,6 +460,12 @@ def test_every_request_type_is_covered_by_the_defaults_table() -> None:
         "REPLACE_CERTIFICATE",
         "REMOVE_CERTIFICATE",
         "QUERY_CERTIFICATES_FROM_WORKERS",
+        # the main process's own requests: their tests are in test_main_process.py
+        "LIST_WORKERS",
+        "LIST_FRONTENDS",
+        "SUBSCRIBE_EVENTS",
+        "RELOAD_CONFIGURATION",
+        "UPGRADE_WORKERS",
     }
     assert set(REQUEST_SPECS) == covered
 

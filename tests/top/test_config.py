@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import textwrap
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_server_defaults() -> None:
         "log_target": "stdout",
         "max_command_buffer_size": 2_000_000,
         "command_buffer_size": 1_000_000,
-        "worker_count": 1,
+        "worker_count": os.cpu_count() or 1,
         "activate_listeners": True,
         "saved_state": None,
         "max_connections_per_ip": 0,
