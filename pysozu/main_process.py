@@ -566,7 +566,10 @@ class MainProcess:
             reply(ok(request.id, first.get("message", ""), first.get("content")))
             return
         contents = {str(wid): answers[wid].get("content") for wid in sorted(answers)}
-        reply(ok(request.id, first.get("message", ""), _merge(request, contents)))
+        merged = _merge(request, contents)
+        if request.type == "STATUS" and isinstance(merged, dict):
+            merged["state_hash"] = self.state.hash()  # the main process's: the authority
+        reply(ok(request.id, first.get("message", ""), merged))
 
     def _main_request(self, request: Request, reply: Reply, client: Client | None) -> None:
         kind = request.type

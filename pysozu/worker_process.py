@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     channel = socket.socket(fileno=args.channel_fd)
     worker.add_channel(channel)
     server = worker.server
+    # the listening sockets are shared with the other workers: take a few connections per
+    # pass, so that the workers woken by the same burst each get a share
+    server.accept_budget = 4
 
     def main_gone(_channel: object) -> None:
         if not server.shutting_down:

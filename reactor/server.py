@@ -150,6 +150,9 @@ class Server:
         self.listeners: dict[str, Listener] = {}
         self.channels: set[WorkerChannel] = set()
         self.scm_sockets: dict[str, socket.socket] = {}
+        #: connections accepted per listener and loop pass; several worker processes that
+        #: share a listening socket use a small one, so that a burst spreads over them
+        self.accept_budget = ACCEPT_BUDGET
         #: called when a channel is dropped (a worker process ends when its main's goes)
         self.on_channel_closed: Callable[[WorkerChannel], None] | None = None
         self._entries: dict[int, _Entry] = {}
@@ -396,7 +399,7 @@ class Server:
         if self._level:
             self.poller.update_interest(sock.fileno(), READABLE)
         accept = sock.accept
-        for _ in range(ACCEPT_BUDGET):
+        for _ in range(self.accept_budget):
             try:
                 client, peer = accept()
             except BlockingIOError:

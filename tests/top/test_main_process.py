@@ -67,8 +67,8 @@ def get(address: str, path: str = "/", host: str = HOST) -> tuple[int, bytes]:
         conn.close()
 
 
-def request(proxy: ProxyProcess, kind: str, **fields: Any) -> dict[str, Any]:
-    with Channel.connect(proxy.socket_path, timeout=WAIT) as channel:
+def request(process: ProxyProcess, kind: str, **fields: Any) -> dict[str, Any]:
+    with Channel.connect(process.socket_path, timeout=WAIT) as channel:
         answer: dict[str, Any] = channel.request({"type": kind, **fields}, timeout=3 * WAIT)
     return answer
 
@@ -332,3 +332,59 @@ def test_prometheus_endpoint_sums_every_worker(start_proxy, backend) -> None:
     assert merged["counters"]["http.requests"] == 12
     apart = json.loads(proxy.ok("--json", "metrics", "--workers").splitlines()[-1])["content"]
     assert sum(w["counters"].get("http.requests", 0) for w in apart["workers"].values()) == 12
+
+
+def test_every_state_change_reaches_every_worker(two_workers, backend, tmp_path) -> None:
+    """After each request type that changes the configuration, every worker's state hash is
+    the main process's (which STATUS reports as ``state_hash``)."""
+    from tests.e2e.https_helpers import fingerprint_of, make_ca
+
+    proxy, _ = two_workers
+    ca = make_ca(tmp_path)
+    pem, key = ca.issue(["secure.test"])
+    pem2, key2 = ca.issue(["secure.test"], days=60)
+    tcp, http_addr, https_addr = dead_address(), dead_address(), dead_address()
+    gone = dead_address()
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("ADD_CLUSTER", {"cluster_id": "c2", "load_balancing": "RANDOM"}),
+        ("ADD_BACKEND", {"cluster_id": "c2", "backend_id": "c2-0", "address": backend.address}),
+        ("ADD_BACKEND", {"cluster_id": "c2", "backend_id": "c2-1", "address": gone}),
+        ("REMOVE_BACKEND", {"cluster_id": "c2", "backend_id": "c2-1", "address": gone}),
+        ("ADD_TCP_LISTENER", {"address": tcp}),
+        ("UPDATE_TCP_LISTENER", {"address": tcp, "front_timeout": 7}),
+        ("ACTIVATE_LISTENER", {"address": tcp, "proxy": "TCP"}),
+        ("ADD_TCP_FRONTEND", {"cluster_id": "c2", "address": tcp}),
+        ("REMOVE_TCP_FRONTEND", {"cluster_id": "c2", "address": tcp}),
+        ("DEACTIVATE_LISTENER", {"address": tcp, "proxy": "TCP"}),
+        ("REMOVE_LISTENER", {"address": tcp, "proxy": "TCP"}),
+        ("ADD_HTTP_LISTENER", {"address": http_addr}),
+        ("UPDATE_HTTP_LISTENER", {"address": http_addr, "sticky_name": "S"}),
+        ("ADD_HTTP_FRONTEND", {"cluster_id": "c2", "address": http_addr, "hostname": "h.test"}),
+        ("REMOVE_HTTP_FRONTEND", {"cluster_id": "c2", "address": http_addr,
+                                  "hostname": "h.test"}),
+        ("ADD_HTTPS_LISTENER", {"address": https_addr}),
+        ("UPDATE_HTTPS_LISTENER", {"address": https_addr, "strict_sni_binding": False}),
+        ("ADD_CERTIFICATE", {"address": https_addr,
+                             "certificate": {"certificate": pem, "key": key}}),
+        ("REPLACE_CERTIFICATE", {"address": https_addr, "old_fingerprint": fingerprint_of(pem),
+                                 "new_certificate": {"certificate": pem2, "key": key2}}),
+        ("ADD_HTTPS_FRONTEND", {"cluster_id": "c2", "address": https_addr,
+                                "hostname": "secure.test"}),
+        ("REMOVE_HTTPS_FRONTEND", {"cluster_id": "c2", "address": https_addr,
+                                   "hostname": "secure.test"}),
+        ("REMOVE_CERTIFICATE", {"address": https_addr, "fingerprint": fingerprint_of(pem2)}),
+        ("SET_HEALTH_CHECK", {"cluster_id": "c2", "config": {"uri": "/h", "interval": 30}}),
+        ("REMOVE_HEALTH_CHECK", {"cluster_id": "c2"}),
+        ("SET_MAX_CONNECTIONS_PER_IP", {"limit": 9}),
+        ("LOGGING", {"filter": "warn"}),
+        ("CONFIGURE_METRICS", {"configuration": "ENABLED"}),
+        ("REMOVE_CLUSTER", {"cluster_id": "c2"}),
+    ]
+    for kind, fields in steps:
+        answer = request(proxy, kind, **fields)
+        assert answer["status"] == "OK", (kind, answer)
+        status = request(proxy, "STATUS")["content"]
+        hashes = {w["state_hash"] for w in status["workers"].values()}
+        assert hashes == {status["state_hash"]}, kind
+    frontends = request(proxy, "LIST_FRONTENDS")["content"]
+    assert [f["hostname"] for f in frontends["http"]] == [HOST]
