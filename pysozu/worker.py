@@ -103,9 +103,10 @@ class Worker:
                                                 config.access_logs_format)
             self.http.access_log.worker_id = worker_id
         if config.metrics_address:
-            self.server.metrics.set_drain(StatsdDrain(
-                parse_address(config.metrics_address), config.metrics_prefix,
-                config.metrics_tagged))
+            drain = StatsdDrain(parse_address(config.metrics_address), config.metrics_prefix,
+                                config.metrics_tagged)
+            drain.worker = worker_id
+            self.server.metrics.set_drain(drain)
         #: answer templates of each cluster, applied to every HTTP listener
         self._cluster_answers: dict[str, dict[str, str]] = {}
         self._thread: threading.Thread | None = None

@@ -139,6 +139,10 @@ class StatsdDrain:
         self.tagged = tagged
         self.lines: list[str] = []
         self.dropped = 0
+        #: the worker process sending (several workers feed one collector): gauges carry
+        #: it, since a collector keeps one value per gauge name and tags; counters and
+        #: timers add up at the collector whoever sends them
+        self.worker: int | None = None
 
     def line(self, kind: str, key: Key, value: int) -> None:
         name, cluster_id, backend_id = key
@@ -150,6 +154,11 @@ class StatsdDrain:
         elif cluster_id is not None:
             name = f"cluster.{cluster_id}.{name}" if backend_id is None else (
                 f"cluster.{cluster_id}.backend.{backend_id}.{name}")
+        if kind == "g" and self.worker is not None:
+            if self.tagged:
+                tags += f",worker={self.worker}"
+            else:
+                name = f"worker.{self.worker}.{name}"
         self.lines.append(f"{self.prefix}.{name}{tags}:{value}|{kind}")
 
     def flush(self) -> None:

@@ -99,3 +99,19 @@ def test_statsd_untagged_names(tagged, expected):
         assert drain.lines == [expected]
     finally:
         drain.close()
+
+
+@pytest.mark.parametrize("tagged,expected", [
+    (True, ["p.conns,worker=3:5|g", "p.x,cluster_id=app:1|c"]),
+    (False, ["p.worker.3.conns:5|g", "p.cluster.app.x:1|c"]),
+])
+def test_statsd_gauges_of_several_workers_stay_apart(tagged, expected):
+    # counters add up at the collector; a gauge would be overwritten by the other worker's
+    drain = StatsdDrain(("127.0.0.1", 9), prefix="p", tagged=tagged)
+    drain.worker = 3
+    try:
+        drain.line("g", ("conns", None, None), 5)
+        drain.line("c", ("x", "app", None), 1)
+        assert drain.lines == expected
+    finally:
+        drain.close()

@@ -242,14 +242,24 @@ def test_sighup_reloads(two_workers, workdir, backend) -> None:
     wait_for(lambda: get(listen, "/", "hup.test")[0] == 200, "the reloaded frontend")
 
 
-def test_upgrade_under_load_refuses_nothing(two_workers) -> None:
+def test_upgrade_under_load_refuses_nothing(two_workers, backend) -> None:
     proxy, listen = two_workers
     old = {w["pid"] for w in workers(proxy)}
-    with LoadLoop(listen) as loop:
+    backend.release.clear()  # /hold waits at the backend until released
+    with LoadLoop(listen) as loop, connect(listen) as held:
+        held.sendall(f"GET /hold HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
+                     .encode())
+        wait_for(backend.arrived.is_set, "the held request at the backend")
         loop.wait_requests(5)
         out = proxy.ok("upgrade")
         assert "new workers serving" in out
         loop.wait_requests(10)
+        # the old worker with a request in flight drains: its client still gets the answer
+        states = {w["pid"]: w["run_state"] for w in workers(proxy)}
+        assert "STOPPING" in states.values() and len(states) >= 3
+        backend.release.set()
+        answer = recv_all(held)
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"one GET /hold")
         wait_for(lambda: not old & {w["pid"] for w in workers(proxy)},
                  "the old workers gone")
         loop.wait_requests(10)
