@@ -214,7 +214,8 @@ backends = [{{ address = "{backend.address}", backend_id = "more-0" }}]
         loop.wait_requests(5)
         config.write_text(config.read_text() + extra)
         out = proxy.ok("reload")
-        assert "changes applied" in out
+        # only the difference: the cluster, its frontend and its backend
+        assert out.strip() == "3 changes applied"
         loop.wait_requests(10)
     assert loop.failures == []
     assert get(listen, "/m", "more.test")[0] == 200
@@ -398,3 +399,26 @@ def test_every_state_change_reaches_every_worker(two_workers, backend, tmp_path)
         assert hashes == {status["state_hash"]}, kind
     frontends = request(proxy, "LIST_FRONTENDS")["content"]
     assert [f["hostname"] for f in frontends["http"]] == [HOST]
+
+
+def test_clients_of_the_other_workers_see_nothing_of_a_death(two_workers, workdir) -> None:
+    proxy, listen = two_workers
+    log = workdir / "access.log"
+    with connect(listen) as client:
+        def ask(path: str) -> bytes:
+            client.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+            data = b""
+            while not data.endswith(b"one GET " + path.encode()):
+                chunk = client.recv(4096)
+                assert chunk, "the connection was closed"
+                data += chunk
+            return data
+
+        ask("/first")
+        wait_for(lambda: log.exists() and "/first" in log.read_text(), "the access log line")
+        line = next(json.loads(x) for x in log.read_text().splitlines() if "/first" in x)
+        other = next(w for w in workers(proxy) if w["id"] != line["worker"])
+        os.kill(other["pid"], signal.SIGKILL)
+        wait_for(lambda: other["pid"] not in [w["pid"] for w in workers(proxy)]
+                 and len(workers(proxy)) == 2, "the killed worker replaced")
+        assert ask("/second").startswith(b"HTTP/1.1 200")  # same connection, same worker
