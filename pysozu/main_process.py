@@ -220,6 +220,8 @@ class MainProcess:
         self.stopping: str | None = None  # "soft" or "hard" once a stop began
         self.stop_replies: list[tuple[Client, str]] = []
         self.last_restart = 0.0
+        #: when to start the workers that replace dead ones (monotonic times, in order)
+        self.respawns: deque[float] = deque()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -326,10 +328,17 @@ class MainProcess:
                            signal.SIGCHLD)}
         try:
             while self.running:
-                for key, _ in self.selector.select(timeout=1.0):
+                timeout = 1.0
+                if self.respawns:
+                    timeout = min(timeout, max(0.0, self.respawns[0] - time.monotonic()))
+                for key, _ in self.selector.select(timeout=timeout):
                     self._ready(key.data, key.fileobj)
                 self._handle_signals()
                 self._reap()
+                while self.respawns and self.respawns[0] <= time.monotonic():
+                    self.respawns.popleft()
+                    if not self.stopping:
+                        self._spawn()
                 if self.stopping and not self.workers and not self.retiring:
                     self.running = False
         finally:
@@ -725,11 +734,11 @@ class MainProcess:
             return
         log.error("worker %d (pid %d) died: starting another", worker.id, worker.pid)
         if self.config.server.worker_automatic_restart:
-            wait = self.last_restart + 1.0 - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)  # a worker that dies at once must not make a fork loop
-            self.last_restart = time.monotonic()
-            self._spawn()
+            # at most one restart a second: a worker that dies at once must not make a fork
+            # loop (the loop starts it when due, see ``run``)
+            due = max(time.monotonic(), self.last_restart + 1.0)
+            self.last_restart = due
+            self.respawns.append(due)
 
     def _reap(self) -> None:
         for worker in [*self.workers.values(), *self.retiring.values()]:
