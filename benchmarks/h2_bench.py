@@ -91,25 +91,7 @@ SATURATED = hbs.SATURATED
 
 def install() -> None:
     """Install the missing Debian packages and matplotlib; report, never raise."""
-    missing = sorted({pkg for cmd, pkg in APT_PACKAGES.items() if not shutil.which(cmd)})
-    if missing:
-        if not shutil.which("apt-get"):
-            print(f"install: no apt-get, cannot install {' '.join(missing)}")
-        else:
-            print(f"install: apt-get install -y {' '.join(missing)}", flush=True)
-            rc, out = hb._run_quiet(["apt-get", "install", "-y", *missing])
-            if rc != 0:
-                print("install: apt-get install failed; apt-get update and retry", flush=True)
-                hb._run_quiet(["apt-get", "update"])
-                rc, out = hb._run_quiet(["apt-get", "install", "-y", *missing])
-            if rc != 0:
-                print("install: apt-get install failed:\n" + textwrap.indent(out[-2000:], "  "))
-    if not importlib.util.find_spec("matplotlib"):
-        print(f"install: {sys.executable} -m pip install matplotlib", flush=True)
-        rc, out = hb._run_quiet([sys.executable, "-m", "pip", "install", "-q", "matplotlib"])
-        if rc != 0:
-            print("install: pip install failed:\n" + textwrap.indent(out[-2000:], "  "))
-        importlib.invalidate_caches()
+    hb.install_missing(APT_PACKAGES, {"matplotlib": "matplotlib"})
 
 
 def missing_tools(contenders: list[str]) -> list[str]:

@@ -92,7 +92,16 @@ def _run_quiet(cmd: list[str]) -> tuple[int, str]:
 
 def install() -> None:
     """Install the missing Debian commands and Python packages; report, never raise."""
-    missing_apt = sorted({pkg for cmd, pkg in APT_PACKAGES.items() if not shutil.which(cmd)})
+    install_missing(APT_PACKAGES, PIP_PACKAGES)
+
+
+def install_missing(apt_packages: dict[str, str], pip_packages: dict[str, str],
+                    extra_apt: tuple[str, ...] = ()) -> None:
+    """Install the Debian packages whose command is missing (``{command: package}``, plus
+    ``extra_apt``) and the Python packages whose module is missing (``{module: package}``);
+    report, never raise. Every benchmark script installs what it needs this way."""
+    missing_apt = sorted({pkg for cmd, pkg in apt_packages.items() if not shutil.which(cmd)}
+                         | set(extra_apt))
     if missing_apt:
         if not shutil.which("apt-get"):
             print(f"install: no apt-get, cannot install {' '.join(missing_apt)}")
@@ -105,7 +114,7 @@ def install() -> None:
                 rc, out = _run_quiet(["apt-get", "install", "-y", *missing_apt])
             if rc != 0:
                 print("install: apt-get install failed:\n" + textwrap.indent(out[-2000:], "  "))
-    missing_pip = [pkg for mod, pkg in PIP_PACKAGES.items() if not importlib.util.find_spec(mod)]
+    missing_pip = [pkg for mod, pkg in pip_packages.items() if not importlib.util.find_spec(mod)]
     if missing_pip:
         print(f"install: {sys.executable} -m pip install {' '.join(missing_pip)}", flush=True)
         rc, out = _run_quiet([sys.executable, "-m", "pip", "install", "-q", *missing_pip])

@@ -730,13 +730,7 @@ class Http2(SessionState):
 
     def _machine_done(self, stream: H2Stream) -> None:
         """The stream's machine closed: keep the stream only to send what is queued."""
-        http = stream.http
-        if http is not None:
-            stream.http = None
-            stream.alive = False
-            if stream.response_ended:
-                http.park_backend()
-            http.close(stream)  # type: ignore[arg-type]
+        self._close_machine(stream, park=stream.response_ended)
         if not stream.response_ended:
             self._reset(stream, ErrorCode.INTERNAL_ERROR)
         elif not stream.outbox:
@@ -744,11 +738,7 @@ class Http2(SessionState):
 
     def kill_stream(self, stream: H2Stream) -> None:
         """The reactor closes the stream (a timer, a crash): as if its machine closed."""
-        stream.alive = False
-        http = stream.http
-        if http is not None:
-            stream.http = None
-            http.close(stream)  # type: ignore[arg-type]
+        self._close_machine(stream)
         if stream.id in self.streams:
             if not stream.response_ended or stream.outbox:
                 self._reset(stream, ErrorCode.INTERNAL_ERROR if not stream.response_ended
@@ -757,17 +747,25 @@ class Http2(SessionState):
                 self._stream_sent(stream)
         self.after_stream_event()
 
+    @staticmethod
+    def _close_machine(stream: H2Stream, park: bool = False) -> None:
+        """Close the stream's HTTP/1.1 machine, if it still runs; ``park``: first leave its
+        idle backend connection to the next streams."""
+        stream.alive = False
+        http = stream.http
+        if http is not None:
+            stream.http = None
+            if park:
+                http.park_backend()
+            http.close(stream)  # type: ignore[arg-type]
+
     def _reset(self, stream: H2Stream, code: ErrorCode) -> None:
         self.conn.reset_stream(stream.id, code)
         self._drop(stream)
 
     def _drop(self, stream: H2Stream) -> None:
         """Forget a stream (its machine is closed here if still running)."""
-        stream.alive = False
-        http = stream.http
-        if http is not None:
-            stream.http = None
-            http.close(stream)  # type: ignore[arg-type]
+        self._close_machine(stream)
         sid = stream.id
         self.streams.pop(sid, None)
         self.runnable.pop(sid, None)

@@ -885,14 +885,7 @@ def _serve_main(config: FileConfig, path: str | None) -> int:
             ) from None
         except (StateError, CommandError, ValueError) as e:
             raise CliError(f"the configuration was refused: {e}") from None
-        if config.demo_backend:
-            for address in _backend_addresses(config.requests):
-                try:
-                    demos.append(DemoBackend(address))
-                except OSError as e:
-                    raise CliError(
-                        f"cannot start the demo backend on {address}: {e.strerror or e}"
-                    ) from None
+        demos += _start_demos(config)
         listeners = {address: SimpleNamespace(bound_address=format_sockaddr(sock.getsockname()))
                      for address, sock in main.sockets.items()}
         view = SimpleNamespace(state=main.state, server=SimpleNamespace(listeners=listeners))
@@ -905,6 +898,22 @@ def _serve_main(config: FileConfig, path: str | None) -> int:
         for demo in demos:
             demo.close()
         main.close()
+
+
+def _start_demos(config: FileConfig) -> list[DemoBackend]:
+    """The demo backends of ``demo_backend = true``, one per backend address."""
+    demos: list[DemoBackend] = []
+    if config.demo_backend:
+        for address in _backend_addresses(config.requests):
+            try:
+                demos.append(DemoBackend(address))
+            except OSError as e:
+                for demo in demos:
+                    demo.close()
+                raise CliError(
+                    f"cannot start the demo backend on {address}: {e.strerror or e}"
+                ) from None
+    return demos
 
 
 def _serve(config: FileConfig) -> int:
@@ -924,14 +933,7 @@ def _serve(config: FileConfig) -> int:
             worker.apply(config.requests)
         except RequestFailed as e:
             raise CliError(f"the configuration was refused: {e}") from None
-        if config.demo_backend:
-            for address in _backend_addresses(config.requests):
-                try:
-                    demos.append(DemoBackend(address))
-                except OSError as e:
-                    raise CliError(
-                        f"cannot start the demo backend on {address}: {e.strerror or e}"
-                    ) from None
+        demos += _start_demos(config)
         previous = _install_signal_handlers(worker.server)
         log.info("HTTP parser backend: %s", _parser_backend())
         _print_banner(worker, config, demos)
