@@ -889,8 +889,10 @@ def _serve_main(config: FileConfig, path: str | None) -> int:
         listeners = {address: SimpleNamespace(bound_address=format_sockaddr(sock.getsockname()))
                      for address, sock in main.sockets.items()}
         view = SimpleNamespace(state=main.state, server=SimpleNamespace(listeners=listeners))
-        _print_banner(view, config, demos)  # type: ignore[arg-type]
-        print(f"  {main.count} worker processes", flush=True)
+        _print_banner(view, config, demos,  # type: ignore[arg-type]
+                      f"{main.count} worker process{'es' if main.count > 1 else ''}; stop: "
+                      "`pysozu stop` or SIGTERM (soft), Ctrl-C (hard); reload: SIGHUP or "
+                      "`pysozu reload`")
         main.run()
         log.info("main process stopped")
         return 0
@@ -1021,7 +1023,10 @@ def _backend_addresses(requests: list[Request]) -> list[str]:
     return addresses
 
 
-def _print_banner(worker: Worker, config: FileConfig, demos: list[DemoBackend]) -> None:
+def _print_banner(
+    worker: Worker, config: FileConfig, demos: list[DemoBackend],
+    stop_hint: str = "stop: Ctrl-C (soft stop; twice: hard stop) or `pysozu stop`",
+) -> None:
     out = sys.stdout
     state = worker.state
     frontends = state.tcp_frontends
@@ -1068,7 +1073,7 @@ def _print_banner(worker: Worker, config: FileConfig, demos: list[DemoBackend]) 
     print(f"  HTTP parser: {_parser_backend()}", file=out)
     if try_address is not None:
         print(f"try: curl http://{try_address}/", file=out)
-    print("stop: Ctrl-C (soft stop; twice: hard stop) or `pysozu stop`", file=out)
+    print(stop_hint, file=out)
     out.flush()
 
 
