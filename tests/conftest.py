@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,12 +89,25 @@ class EchoBackend:
                 pass
 
 
+#: sockets that hold the ports of ``dead_address`` (the oldest are let go)
+_HELD: deque[socket.socket] = deque()
+
+
 def dead_address() -> str:
-    """An address where nothing listens (bound, then closed: connects are refused)."""
+    """An address where nothing listens: connects are refused.
+
+    The port stays bound (never listening) for a while: a closed port of the ephemeral
+    range could be picked at once as the source port of a connect to itself, which then
+    succeeds (TCP self-connect) and the "dead" backend would answer. SO_REUSEADDR lets a
+    test hand the address to a listener all the same.
+    """
     s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", 0))
     address = "127.0.0.1:%d" % s.getsockname()[1]
-    s.close()
+    _HELD.append(s)
+    while len(_HELD) > 256:
+        _HELD.popleft().close()
     return address
 
 
