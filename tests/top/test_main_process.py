@@ -99,8 +99,8 @@ class LoadLoop:
                     self.ok += 1
                 else:
                     self.failures.append(f"status {status}")
-            except OSError as e:
-                self.failures.append(repr(e))
+            except (OSError, http.client.HTTPException) as e:
+                self.failures.append(repr(e))  # a response cut short is a failure too
 
     def __enter__(self) -> LoadLoop:
         self.thread.start()
@@ -108,7 +108,9 @@ class LoadLoop:
 
     def wait_requests(self, n: int) -> None:
         target = self.ok + n
-        wait_for(lambda: self.ok >= target or bool(self.failures), f"{n} more requests")
+        wait_for(lambda: self.ok >= target or not self.thread.is_alive(),
+                 f"{n} more requests")
+        assert self.thread.is_alive(), f"the load loop ended: {self.failures}"
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
