@@ -171,9 +171,12 @@ class Scrape:
 class Client:
     """A connection on the command socket."""
 
-    def __init__(self, sock: socket.socket, max_frame: int) -> None:
+    def __init__(self, sock: socket.socket, max_frame: int,
+                 blocked: Callable[[Client], None] | None = None) -> None:
         sock.setblocking(False)
         self.sock = sock
+        #: called when answers are left over (the socket is full): watch for writability
+        self.blocked = blocked
         self.decoder = FrameDecoder(max_frame)
         self.out = bytearray()
         self.subscribed = False
@@ -193,6 +196,8 @@ class Client:
             try:
                 n = self.sock.send(self.out)
             except BlockingIOError:
+                if self.blocked is not None:
+                    self.blocked(self)
                 return
             except OSError:
                 self.closed = True
@@ -331,8 +336,11 @@ class MainProcess:
                 timeout = 1.0
                 if self.respawns:
                     timeout = min(timeout, max(0.0, self.respawns[0] - time.monotonic()))
-                for key, _ in self.selector.select(timeout=timeout):
-                    self._ready(key.data, key.fileobj)
+                for key, mask in self.selector.select(timeout=timeout):
+                    if mask & selectors.EVENT_WRITE and isinstance(key.data, Client):
+                        self._client_writable(key.data)
+                    if mask & selectors.EVENT_READ:
+                        self._ready(key.data, key.fileobj)
                 self._handle_signals()
                 self._reap()
                 while self.respawns and self.respawns[0] <= time.monotonic():
@@ -393,7 +401,8 @@ class MainProcess:
                 return
             except OSError:
                 return
-            client = Client(sock, self.config.server.max_command_buffer_size)
+            client = Client(sock, self.config.server.max_command_buffer_size,
+                            self._client_blocked)
             self.clients[sock.fileno()] = client
             self.selector.register(sock, selectors.EVENT_READ, client)
 
@@ -415,6 +424,23 @@ class MainProcess:
             client.queue.append(message)
         self._next(client)
         client.flush()
+
+    def _client_blocked(self, client: Client) -> None:
+        """A client does not read its answers as fast as they come: wait until it can."""
+        if not client.closed:
+            try:
+                self.selector.modify(client.sock,
+                                     selectors.EVENT_READ | selectors.EVENT_WRITE, client)
+            except (KeyError, ValueError):
+                pass  # dropped meanwhile
+
+    def _client_writable(self, client: Client) -> None:
+        client.flush()
+        if not client.out and not client.closed:
+            try:
+                self.selector.modify(client.sock, selectors.EVENT_READ, client)
+            except (KeyError, ValueError):
+                pass
 
     def _drop_client(self, client: Client) -> None:
         client.closed = True
