@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from pysozu.parser import h2 as h2frames
 from tests.conftest import WAIT
 from tests.e2e.h2_helpers import H2Client
 from tests.e2e.http_helpers import HOST, add_cluster
@@ -99,3 +100,29 @@ def test_nghttp_over_tls(proxy, ca, make_http_backend):
                          capture_output=True, timeout=WAIT, text=True)
     assert out.returncode == 0, out.stderr
     assert sorted(backend.paths()) == sorted(f"/ng/{n}" for n in range(10))
+
+
+def test_disable_http11_refuses_a_client_without_alpn(proxy, ca, make_http_backend):
+    backend = make_http_backend("one")
+    address = _https_app(proxy, ca, backend, disable_http11=True)
+    host, port = address.rsplit(":", 1)
+    with socket_to(host, int(port)) as raw, client_context(ca).wrap_socket(
+            raw, server_hostname=HOST) as sock:
+        assert sock.selected_alpn_protocol() is None
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        data = b""
+        while chunk := _recv_or_eof(sock):
+            data += chunk
+    # HTTP/2 was spoken anyway: its SETTINGS, then GOAWAY PROTOCOL_ERROR for the bad preface
+    frames = h2frames.FrameReader(h2frames.MAX_MAX_FRAME_SIZE).feed(data)
+    goaways = [h2frames.parse_goaway(payload)[1] for ftype, _, _, payload in frames
+               if ftype == h2frames.GOAWAY]
+    assert frames[0][0] == h2frames.SETTINGS and goaways == [h2frames.ErrorCode.PROTOCOL_ERROR]
+    assert backend.paths() == []
+
+
+def _recv_or_eof(sock) -> bytes:
+    try:
+        return sock.recv(65536)
+    except (ssl.SSLError, ConnectionResetError):
+        return b""
