@@ -967,6 +967,3 @@ class H2Connection:
         last = self.highest_remote_id if last_stream_id is None else last_stream_id
         self.goaway_sent = last
         self._out.append(f.goaway_frame(last, code, debug))
-
-    def open_streams(self) -> int:
-        return len(self.streams)

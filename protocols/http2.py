@@ -63,13 +63,11 @@ from .h2_connection import (
     DataReceived,
     GoAwayReceived,
     H2Connection,
-    H2Limits,
     HeadersReceived,
     PingAcked,
     PriorityUpdated,
     StreamReset,
     Terminated,
-    WindowUpdated,
 )
 from .h2_translate import (
     LAST_CHUNK,
@@ -566,14 +564,13 @@ class Http2(SessionState):
     def _receive(self, data: bytes) -> None:
         self.idle.last = self.server.timers.now
         events = self.conn.receive(data)
+        # WindowUpdated needs nothing here: ``_pump`` runs at every pass with output queued
         for event in events:
             kind = type(event)
             if kind is HeadersReceived:
                 self._on_headers(event)  # type: ignore[arg-type]
             elif kind is DataReceived:
                 self._on_data(event)  # type: ignore[arg-type]
-            elif kind is WindowUpdated:
-                self._on_window(event.stream_id)  # type: ignore[union-attr]
             elif kind is StreamReset:
                 self._on_reset(event)  # type: ignore[arg-type]
             elif kind is PriorityUpdated:
@@ -675,11 +672,6 @@ class Http2(SessionState):
     def consumed(self, stream: H2Stream, n: int) -> None:
         """The stream's machine read ``n`` bytes of DATA payload: give them back."""
         self.conn.acknowledge_data(stream.id, n)
-
-    def _on_window(self, sid: int) -> None:
-        if sid == 0:
-            return  # the pump looks at every sending stream anyway
-        # nothing to do: ``_pump`` runs whenever ``sending`` is not empty
 
     def _on_reset(self, event: StreamReset) -> None:
         stream = self.streams.get(event.stream_id)
@@ -909,7 +901,3 @@ class Http2(SessionState):
     def print_state(self) -> str:
         return (f"Http2(streams={len(self.streams)}, front={self.front_r}, "
                 f"out={self.out_size}B)")
-
-
-def default_h2_limits() -> H2Limits:
-    return H2Limits()
