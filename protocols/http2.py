@@ -289,6 +289,21 @@ class StreamHttp(Http):
         front = self.session.owner.front  # type: ignore[attr-defined]
         return front if isinstance(front, TlsSocketHandler) else None
 
+    # what HTTP/1.1 keeps per connection is kept once per HTTP/2 connection, not per stream
+    def _local_port(self) -> int:
+        owner: Http2 = self.session.owner  # type: ignore[attr-defined]
+        port = owner.local_port
+        if not port:
+            port = owner.local_port = super()._local_port()
+        return port
+
+    def _forwarding_block(self, cache: Any) -> bytes:
+        owner: Http2 = self.session.owner  # type: ignore[attr-defined]
+        if owner.forwarding_src is not cache:
+            owner.forwarding = super()._forwarding_block(cache)
+            owner.forwarding_src = cache
+        return owner.forwarding
+
     def _protocol_info(self) -> tuple[str, str | None, str | None, str | None, str | None]:
         front = self._tls_front()
         if front is not None:
@@ -429,6 +444,10 @@ class Http2(SessionState):
         self.ip_clusters: tuple[str, ...] = ()
         #: idle backend connections left by finished streams (see ``StreamHttp``)
         self.parked: list[ParkedBackend] = []
+        #: the client's forwarding headers and local port, shared by the streams
+        self.forwarding = b""
+        self.forwarding_src: object | None = None
+        self.local_port = 0
         self.front_eof = False
         self.failed = False
         self.flush_pending = False

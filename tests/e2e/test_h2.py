@@ -60,6 +60,12 @@ def test_many_concurrent_streams_on_one_connection(proxy, make_http_backend):
     assert [r.status for r in responses] == [200] * 60
     assert [bytes(r.body) for r in responses] == [b"one GET /s/%d" % n for n in range(60)]
     assert sorted(backend.paths()) == sorted(f"/s/{n}" for n in range(60))
+    # every stream carries the connection's forwarding headers (made once per connection)
+    with backend.lock:
+        seen = list(backend.requests)
+    assert {r.header("X-Forwarded-For") for r in seen} == {"127.0.0.1"}
+    assert all('for="127.0.0.1:' in (r.header("Forwarded") or "") for r in seen)
+    assert len({r.header("Sozu-Id") for r in seen}) == 60  # and its own request id
 
 
 def test_h2_and_http1_clients_share_a_listener(proxy, make_http_backend):
