@@ -57,7 +57,7 @@ from .h2_connection import (
     StreamReset,
     Terminated,
 )
-from .h2_translate import encode_chunk
+from .h2_translate import CONNECTION_FIELDS, encode_chunk, h2_fields
 
 Header = tuple[bytes, bytes]
 
@@ -68,9 +68,6 @@ _ERROR = SocketResult.ERROR
 
 #: request body bytes held for flow control before the machine is told would-block
 PENDING_DATA_LIMIT = 64 * 1024
-#: fields that do not cross to HTTP/2 (RFC 9113 §8.2.2), plus Host (→ :authority)
-_DROPPED = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
-                      b"upgrade", b"host"))
 _REASONS = {200: b"OK", 204: b"No Content", 304: b"Not Modified", 404: b"Not Found"}
 _BACKEND_LIMITS = H2Limits(max_concurrent_streams=1, initial_connection_window=1 << 20)
 
@@ -154,13 +151,8 @@ class H2BackendHandler(SocketHandler):
                     target = target[slash:] if slash > 0 else b"/"
                 headers = [(b":method", method), (b":scheme", b"http"),
                            (b":authority", head.host or b""), (b":path", target)]
-                for name, value in head.iter_headers():
-                    lname = name.lower()
-                    if lname in _DROPPED or lname in head.connection_tokens:
-                        continue
-                    if lname == b"te" and value.lower() != b"trailers":
-                        continue
-                    headers.append((lname, value))
+                headers += [field for field in h2_fields(head, buf, keep_te_trailers=True)
+                            if field[0] != b"host"]  # Host became :authority
                 self._method = method
                 self._stream = sid = conn.new_stream_id()
                 self._resp_done = False
@@ -319,7 +311,7 @@ class H2BackendHandler(SocketHandler):
         for name, value in headers:
             if name == b":status":
                 status = value
-            elif name.startswith(b":") or name in _DROPPED:
+            elif name.startswith(b":") or name in CONNECTION_FIELDS:
                 continue
             else:
                 if name == b"content-length":

@@ -82,11 +82,13 @@ from pysozu.parser.h1 import (
     ChunkedDecoder,
     LengthBody,
     Limits,
+    RequestHead,
     ResponseHead,
     parse_response_head,
 )
 
 __all__ = [
+    "CONNECTION_FIELDS",
     "LAST_CHUNK",
     "H1Request",
     "H1ResponseReader",
@@ -98,6 +100,7 @@ __all__ = [
     "ResponseTrailers",
     "content_length_value",
     "encode_chunk",
+    "h2_fields",
     "request_to_h1",
     "response_headers",
     "trailers_to_h1",
@@ -181,11 +184,12 @@ _SPECIAL: Final[dict[bytes, int]] = {
     b"transfer-encoding": _CONNECTION_SPECIFIC,
     b"upgrade": _CONNECTION_SPECIFIC,
 }
-_CONNECTION_FIELDS: Final = frozenset(
+#: the connection-specific fields of RFC 9113 §8.2.2, which HTTP/2 never carries
+CONNECTION_FIELDS: Final = frozenset(
     (b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te")
 )
 # RFC 9110 §6.5.1 (framing, routing) and §8.2.2 (connection-specific): never in trailers.
-_FORBIDDEN_TRAILERS: Final = _CONNECTION_FIELDS | {b"content-length", b"host"}
+_FORBIDDEN_TRAILERS: Final = CONNECTION_FIELDS | {b"content-length", b"host"}
 _BODY_METHODS: Final = frozenset((b"POST", b"PUT", b"PATCH"))
 _PSEUDO_REQUEST: Final = frozenset((b":method", b":scheme", b":authority", b":path"))
 
@@ -407,38 +411,41 @@ def encode_chunk(data: bytes | memoryview) -> bytes:
 
 # --- responses ------------------------------------------------------------------------------
 
-# Header ids (SCANNER.md) of the fields an HTTP/2 response must not carry (RFC 9113 §8.2.2).
-_HOP_IDS: Final = frozenset(
-    HEADER_IDS[n]
-    for n in (
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"upgrade",
-        b"te",
-    )
-)
+# Header ids (SCANNER.md) of the fields HTTP/2 must not carry (RFC 9113 §8.2.2).
+_HOP_IDS: Final = frozenset(HEADER_IDS[n] for n in CONNECTION_FIELDS)
+_TE_ID: Final = HEADER_IDS[b"te"]
 
 
-def response_headers(head: ResponseHead, buf: bytes | bytearray | memoryview) -> list[Header]:
-    """The HTTP/2 field list of an HTTP/1.x response head parsed over ``buf``.
-
-    ``:status`` first, then each field, name lowercased (§8.2), value as received, except
-    the connection-specific ones and those the Connection field names (RFC 9110 §7.6.1).
-    """
-    fields: list[Header] = [(b":status", b"%d" % head.status)]
+def h2_fields(
+    head: RequestHead | ResponseHead, buf: bytes | bytearray | memoryview, *,
+    keep_te_trailers: bool = False,
+) -> list[Header]:
+    """The fields of an HTTP/1.x head parsed over ``buf``, for HTTP/2: names lowercased
+    (§8.2), values as received, without the connection-specific fields and those the
+    Connection field names (RFC 9110 §7.6.1). ``keep_te_trailers``: a request keeps
+    ``te: trailers``, the one TE value HTTP/2 allows (§8.2.2)."""
+    fields: list[Header] = []
     tokens = head.connection_tokens
     hop = _HOP_IDS
     s = head.spans
     for i in range(8, len(s), 5):
         if s[i] in hop:
+            value = bytes(buf[s[i + 3] : s[i + 4]])
+            if not (keep_te_trailers and s[i] == _TE_ID and value.lower() == b"trailers"):
+                continue
+            fields.append((b"te", value))
             continue
         name = bytes(buf[s[i + 1] : s[i + 2]]).lower()
         if tokens and name in tokens:
             continue
         fields.append((name, bytes(buf[s[i + 3] : s[i + 4]])))
     return fields
+
+
+def response_headers(head: ResponseHead, buf: bytes | bytearray | memoryview) -> list[Header]:
+    """The HTTP/2 field list of an HTTP/1.x response head parsed over ``buf``: ``:status``
+    first, then :func:`h2_fields`."""
+    return [(b":status", b"%d" % head.status), *h2_fields(head, buf)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -621,7 +628,7 @@ class H1ResponseReader:
             trailers = [
                 (lname, value)
                 for name, value in body.trailers
-                if (lname := name.lower()) not in _CONNECTION_FIELDS
+                if (lname := name.lower()) not in CONNECTION_FIELDS
             ]
             if trailers:
                 if payload:

@@ -1939,13 +1939,16 @@ class Http(SessionState):
             tls_alpn=alpn,
         ))
 
+    #: the access log's protocol: (cleartext, over TLS)
+    PROTOCOL_NAMES = ("HTTP", "HTTPS")
+
     def _protocol_info(self) -> tuple[str, str | None, str | None, str | None, str | None]:
         """(protocol, SNI, TLS version, cipher, ALPN) for the access log."""
         front = self._tls_front()
         if front is not None:
             sni, version, cipher, alpn = connection_info(front.conn)
-            return "HTTPS", sni, version, cipher, alpn
-        return "HTTP", None, None, None, None
+            return self.PROTOCOL_NAMES[1], sni, version, cipher, alpn
+        return self.PROTOCOL_NAMES[0], None, None, None, None
 
     # -- default answers ----------------------------------------------------------------------
     def _answer(

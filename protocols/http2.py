@@ -81,7 +81,7 @@ from .h2_translate import (
     trailers_to_h1,
 )
 from .http import _CONNECTED, Http
-from .tls import TlsSocketHandler, connection_info
+from .tls import TlsSocketHandler
 
 if TYPE_CHECKING:
     from pysozu.reactor.server import Server
@@ -220,6 +220,7 @@ class StreamHttp(Http):
     backend connections pass from stream to stream of the same connection."""
 
     __slots__ = ()
+    PROTOCOL_NAMES = ("H2C", "H2")
 
     def __init__(self, session: Any, proxy: HttpProxy, config: HttpListenerConfig) -> None:
         super().__init__(session, proxy, config)
@@ -303,13 +304,6 @@ class StreamHttp(Http):
             owner.forwarding = super()._forwarding_block(cache)
             owner.forwarding_src = cache
         return owner.forwarding
-
-    def _protocol_info(self) -> tuple[str, str | None, str | None, str | None, str | None]:
-        front = self._tls_front()
-        if front is not None:
-            sni, version, cipher, alpn = connection_info(front.conn)
-            return "H2", sni, version, cipher, alpn
-        return "H2C", None, None, None, None
 
 
 class H2Stream(ProxySession):

@@ -39,7 +39,6 @@ and a wakeup pipe for signals: the main process does no proxying, so it needs no
 from __future__ import annotations
 
 import dataclasses
-import errno
 import itertools
 import json
 import logging
@@ -55,7 +54,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pysozu.reactor.channel import FrameDecoder, FrameError, encode_frame
-from pysozu.reactor.server import bind_listener
+from pysozu.reactor.server import bind_listener, listen_command_socket
 
 from .command import (
     CommandError,
@@ -239,7 +238,7 @@ class MainProcess:
         its active listeners), start the workers. ``OSError``: the command socket;
         ``ValueError``: the configuration."""
         server = self.config.server
-        self.listener = _listen_unix(server.command_socket)
+        self.listener = listen_command_socket(server.command_socket, backlog=64)
         self.selector.register(self.listener, selectors.EVENT_READ, "command")
         for request in self.config.requests:
             self._apply_to_state(request)
@@ -770,12 +769,10 @@ class MainProcess:
         for worker in [*self.workers.values(), *self.retiring.values()]:
             if worker.proc.poll() is not None:
                 self.worker_died(worker)
-        if self.stopping:
+        if self.stopping and not self.workers and not self.retiring:
             for client, request_id in self.stop_replies:
-                if not self.workers and not self.retiring:
-                    client.write(ok(request_id, "workers stopped"))
-            if not self.workers and not self.retiring:
-                self.stop_replies.clear()
+                client.write(ok(request_id, "workers stopped"))
+            self.stop_replies.clear()
 
     def close(self) -> None:
         for worker in [*self.workers.values(), *self.retiring.values()]:
@@ -866,7 +863,7 @@ def prometheus_text(metrics: dict[str, Any], prefix: str = "sozu") -> str:
             if isinstance(value, dict) and value.keys() >= _SUMMARY:
                 summary(name, labels, value)
             else:
-                sample(name, "gauge", labels, value)
+                sample(name, "counter", labels, value)  # scoped values are counters
 
     for name, value in sorted((metrics.get("counters") or {}).items()):
         sample(name, "counter", {}, value)
@@ -923,24 +920,6 @@ def _sum_metrics(parts: list[dict[str, Any]]) -> dict[str, Any]:
             elif seen is None:
                 out[key] = value
     return out
-
-
-def _listen_unix(path: str) -> socket.socket:
-    if os.path.exists(path):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError:
-            os.unlink(path)
-        else:
-            raise OSError(errno.EADDRINUSE, f"a proxy already answers on {path}")
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(path)
-    sock.listen(64)
-    sock.setblocking(False)
-    return sock
 
 
 def _unlink(path: str) -> None:

@@ -106,6 +106,30 @@ def format_sockaddr(addr: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def listen_command_socket(path: str, backlog: int = 16) -> socket.socket:
+    """A non-blocking listening unix socket at ``path``; a stale file left by a process that
+    is gone is replaced, a live one is an error (EADDRINUSE)."""
+    if os.path.exists(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # stale socket file from a process that is gone
+        else:
+            raise OSError(errno.EADDRINUSE, f"a proxy already answers on {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def bind_listener(sockaddr: tuple[str, int], backlog: int = 1024) -> socket.socket:
     """A non-blocking listening TCP socket (SO_REUSEADDR, no SO_REUSEPORT: a taken address
     is an error the caller reports)."""
@@ -233,25 +257,7 @@ class Server:
 
     def listen_command_socket(self, path: str) -> None:
         """Accept channel connections on a unix socket (``command_socket`` in the config)."""
-        if os.path.exists(path):
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(path)
-            except OSError:
-                os.unlink(path)  # stale socket file from a process that is gone
-            else:
-                probe.close()
-                raise OSError(errno.EADDRINUSE, f"a proxy already answers on {path}")
-            finally:
-                probe.close()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(path)
-            sock.listen(16)
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
+        sock = listen_command_socket(path)
         self._command_listener = sock
         self._command_path = path
         self._entries[sock.fileno()] = _Entry(_COMMAND_LISTENER, sock, self._epoch)

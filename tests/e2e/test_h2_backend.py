@@ -111,3 +111,13 @@ def test_health_checks_probe_h2c_backends_in_http2(proxy):
     finally:
         sick.close()
         well.close()
+
+
+def test_te_trailers_crosses_to_an_h2c_backend_and_hop_by_hop_fields_do_not(proxy, h2_backend):
+    address = _app(proxy, h2_backend)
+    response = fetch(address, "/te", headers={"TE": "trailers", "Keep-Alive": "timeout=5",
+                                               "X-Mine": "kept"})
+    assert response.status == 200
+    _, headers, _, _ = h2_backend.requests[-1]
+    assert headers[b"te"] == b"trailers" and headers[b"x-mine"] == b"kept"
+    assert b"keep-alive" not in headers and b"connection" not in headers
