@@ -262,12 +262,13 @@ def _nginx(name: str, conf: str, port: int, workdir: Path, cpu: int | None) -> S
                                "-c", str(path)], cpu), port, workdir)
 
 
-def start_backend(workdir: Path, body: bytes, cpu: int | None) -> Server:
+def start_backend(workdir: Path, body: bytes, cpu: int | None, processes: int = 1) -> Server:
+    """nginx answering ``body`` to every request: one process, or ``processes`` workers."""
     port = free_port()
     literal = body.decode("ascii").replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    conf = _nginx_common(workdir) + textwrap.dedent("""\
-        master_process off;
-        worker_processes 1;
+    workers = ("master_process off;\nworker_processes 1;" if processes == 1
+               else f"worker_processes {processes};")
+    conf = _nginx_common(workdir) + workers + "\n" + textwrap.dedent("""\
         events { worker_connections 8192; }
         http {
         %s
@@ -280,7 +281,9 @@ def start_backend(workdir: Path, body: bytes, cpu: int | None) -> Server:
     return _nginx("backend", conf, port, workdir, cpu)
 
 
-def start_pysozu(workdir: Path, backend: int, cpu: int | None) -> Server:
+def start_pysozu(workdir: Path, backend: int, cpu: int | None, workers: int = 1) -> Server:
+    """``pysozu start`` with ``workers`` worker processes (one by default: the contender
+    against one nginx worker)."""
     port = free_port()
     address = f"127.0.0.1:{port}"
     config = workdir / "pysozu.toml"
@@ -289,7 +292,7 @@ def start_pysozu(workdir: Path, backend: int, cpu: int | None) -> Server:
         command_socket = "{workdir}/pysozu.sock"
         log_level = "warning"
         log_target = "stderr"
-        worker_count = 1
+        worker_count = {workers}
 
         [[listeners]]
         protocol = "http"
@@ -431,6 +434,24 @@ def parse_wrk(output: str) -> dict[str, object]:
     return {"rps": float(rps.group(1)), "p50_ms": pct["50"], "p99_ms": pct["99"],
             "requests": int(total.group(1)), "non_2xx": int(non2xx.group(1)) if non2xx else 0,
             "socket_errors": {k: v for k, v in errors.items() if v}}
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu(pgid: int) -> float:
+    """User + system seconds of the live processes of a process group."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
 
 
 def run_wrk(port: int, *, close: bool, connections: int, duration: float,

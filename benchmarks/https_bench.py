@@ -597,24 +597,6 @@ def running(server: hb.Server) -> Iterator[hb.Server]:
 # CPU accounting
 # --------------------------------------------------------------------------------------------
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def group_cpu(pgid: int) -> float:
-    """User + system seconds of the live processes of a process group."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
-
-
 def cpu_times() -> dict[int, tuple[int, int]]:
     """(busy, total) jiffies of each CPU."""
     out = {}
@@ -686,14 +668,14 @@ class Probe:
         self.server, self.load_cpu, self.server_cpu = server, load_cpu, server_cpu
 
     def __enter__(self) -> Probe:
-        self.cpu0 = group_cpu(self.server.proc.pid)
+        self.cpu0 = hb.group_cpu(self.server.proc.pid)
         self.cores0 = cpu_times()
         self.start = time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.monotonic() - self.start
-        self.used = group_cpu(self.server.proc.pid) - self.cpu0
+        self.used = hb.group_cpu(self.server.proc.pid) - self.cpu0
         cores = cpu_times()
         self.load_busy = busy_fraction(self.cores0, cores, self.load_cpu)
         self.server_busy = busy_fraction(self.cores0, cores, self.server_cpu)

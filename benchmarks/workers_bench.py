@@ -25,86 +25,25 @@ import re
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import http_bench as hb
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def start_backend(workdir: Path, body: bytes, processes: int) -> hb.Server:
-    port = hb.free_port()
-    literal = body.decode("ascii")
-    conf = hb._nginx_common(workdir) + textwrap.dedent("""\
-        worker_processes %d;
-        events { worker_connections 8192; }
-        http {
-        %s
-            server {
-                listen 127.0.0.1:%d backlog=4096;
-                location / { default_type text/plain; return 200 "%s"; }
-            }
-        }
-        """) % (processes, textwrap.indent(hb._nginx_http_common(workdir), "    "), port, literal)
-    return hb._nginx("backend", conf, port, workdir, None)
-
-
-def start_pysozu(workdir: Path, backend: int, workers: int) -> hb.Server:
-    port = hb.free_port()
-    address = f"127.0.0.1:{port}"
-    config = workdir / f"pysozu-{workers}.toml"
-    config.write_text(textwrap.dedent(f"""\
-        command_socket = "{workdir}/pysozu-{workers}.sock"
-        log_level = "warning"
-        log_target = "stderr"
-        worker_count = {workers}
-
-        [[listeners]]
-        protocol = "http"
-        address = "{address}"
-
-        [clusters.bench]
-        protocol = "http"
-        load_balancing = "ROUND_ROBIN"
-        frontends = [{{ address = "{address}", hostname = "*", position = "PRE" }}]
-        backends = [{{ address = "127.0.0.1:{backend}", backend_id = "bench-0" }}]
-        """))
-    cmd = [sys.executable, "-m", "pysozu", "start", "-c", str(config), "--log-level", "warning"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    return hb.start(f"pysozu-{workers}", cmd, port, workdir, env)
-
-
-def group_cpu(pgid: int) -> float:
-    """CPU seconds (user + system) of every live process of the group."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
 
 def measure(server: hb.Server, *, threads: int, connections: int, duration: float
             ) -> tuple[float, float]:
     """(requests/s, cores the proxy's process group kept busy)."""
     hb.run_wrk(server.port, close=False, connections=connections, duration=1, cpu=None)
-    before = group_cpu(server.proc.pid)
+    before = hb.group_cpu(server.proc.pid)
     start = time.monotonic()
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s",
            f"http://127.0.0.1:{server.port}/"]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=duration + 60)
     elapsed = time.monotonic() - start
-    used = group_cpu(server.proc.pid) - before
+    used = hb.group_cpu(server.proc.pid) - before
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stdout}")
     match = re.search(r"^Requests/sec:\s+([\d.]+)", proc.stdout, re.M)
@@ -135,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     best: dict[int, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="pysozu-workers-") as tmp:
         workdir = Path(tmp)
-        backend = start_backend(workdir, b"x" * 100, max(1, cpus // 4))
+        backend = hb.start_backend(workdir, b"x" * 100, None, max(1, cpus // 4))
         try:
             hb.wait_ready(backend)
             for rnd in range(args.rounds):
                 for workers in counts:
-                    server = start_pysozu(workdir, backend.port, workers)
+                    server = hb.start_pysozu(workdir, backend.port, None, workers)
                     try:
                         hb.wait_ready(server)
                         rps, busy = measure(server, threads=args.threads,
