@@ -1650,8 +1650,8 @@ _HSTS_OPTIONS = (
     "hsts_preload",
     "hsts_force_replace_backend",
 )
-_TLS_LISTENER_OPTIONS = (
-    "tls_versions",
+#: the HTTPS listener options sent as the request's fields of the same names
+_TLS_SETTING_OPTIONS = (
     "cipher_list",
     "cipher_suites",
     "signature_algorithms",
@@ -1660,6 +1660,10 @@ _TLS_LISTENER_OPTIONS = (
     "disable_http11",
     "send_tls13_tickets",
     "strict_sni_binding",
+)
+_TLS_LISTENER_OPTIONS = (
+    "tls_versions",
+    *_TLS_SETTING_OPTIONS,
     "certificate",
     "key",
     "certificate_chain",
@@ -1788,19 +1792,7 @@ def _listener_fields(args: argparse.Namespace) -> dict[str, Any]:
         if args.answers:
             fields["answers"] = dict(args.answers)
     if args.protocol == "HTTPS":
-        fields.update(
-            _given(
-                args,
-                "cipher_list",
-                "cipher_suites",
-                "signature_algorithms",
-                "groups_list",
-                "alpn_protocols",
-                "disable_http11",
-                "send_tls13_tickets",
-                "strict_sni_binding",
-            )
-        )
+        fields.update(_given(args, *_TLS_SETTING_OPTIONS))
         if args.tls_versions is not None:
             fields["versions"] = args.tls_versions
         if getattr(args, "hsts_fields", None) is not None:
@@ -1811,7 +1803,7 @@ def _listener_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _listener_add_request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    # One request (``active`` set) rather than ADD then ACTIVATE: the worker binds the socket
+    # One request (``active`` set) rather than ADD then ACTIVATE: the proxy binds the socket
     # as part of adding and drops the listener if that fails, so a busy port leaves nothing
     # half-configured behind.
     fields = _listener_fields(args)

@@ -101,6 +101,7 @@ __all__ = [
     "parse_request",
     "parse_response",
     "processing",
+    "request_or_failure",
 ]
 
 
@@ -1121,6 +1122,16 @@ def parse_request(obj: Any) -> Request:
     if check is not None:
         check(fields)
     return Request(request_id, request_type, fields)
+
+
+def request_or_failure(message: Any) -> Request | dict[str, Any]:
+    """The validated request of a decoded channel message, or the FAILURE answering it
+    (with the message's id when it has a usable one)."""
+    try:
+        return parse_request(message)
+    except CommandError as e:
+        request_id = message.get("id") if isinstance(message, dict) else None
+        return failure(request_id if isinstance(request_id, str) else "", str(e))
 
 
 def make_request(request_id: str, request_type: str, **fields: Any) -> Request:

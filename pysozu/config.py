@@ -662,15 +662,19 @@ class _Builder:
         """The text of an answer template file (relative to the configuration's folder)."""
         if not file:
             raise self.error(path, "names no file (write file://PATH)")
+        return self.read_text_file(path, file, "the answer template")
+
+    def read_text_file(self, path: _Path, file: str, what: str) -> str:
+        """A UTF-8 file named in the configuration, relative to its folder; ``what`` names it
+        in the error. Bytes, not read_text: newline translation would turn CRLF into LF."""
         target = Path(file)
         if not target.is_absolute() and self.base_dir is not None:
             target = self.base_dir / target
         try:
-            # Bytes, not read_text: newline translation would turn CRLF into LF.
             return target.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
-            raise self.error(path, f"cannot read the answer template {file}: {reason}") from None
+            raise self.error(path, f"cannot read {what} {file}: {reason}") from None
 
     def answers(self, path: _Path, value: Any) -> dict[str, str]:
         """An ``answers`` table: status code -> inline template or ``file://PATH``."""
@@ -1010,15 +1014,8 @@ class _Builder:
 
     def pem_file(self, path: _Path, raw: Any, what: str) -> str:
         """The text of a PEM file (relative to the configuration's folder)."""
-        file = self.value(path, raw, "nonempty_str")
-        target = Path(file)
-        if not target.is_absolute() and self.base_dir is not None:
-            target = self.base_dir / target
-        try:
-            return target.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise self.error(path, f"cannot read the {what} file {file}: {reason}") from None
+        return self.read_text_file(path, self.value(path, raw, "nonempty_str"),
+                                   f"the {what} file")
 
     def certificate_files(
         self, path: _Path, table: dict[str, Any]

@@ -63,8 +63,8 @@ from .command import (
     make_request,
     ok,
     parse_address,
-    parse_request,
     processing,
+    request_or_failure,
 )
 from .config import ConfigError, FileConfig, load_config
 from .state import ConfigState, StateError
@@ -525,11 +525,9 @@ class MainProcess:
 
     # -- requests ---------------------------------------------------------------------------
     def handle(self, message: dict[str, Any], reply: Reply, client: Client | None) -> None:
-        request_id = message.get("id") if isinstance(message.get("id"), str) else ""
-        try:
-            request = parse_request(message)
-        except CommandError as e:
-            reply(failure(str(request_id), str(e)))
+        request = request_or_failure(message)
+        if isinstance(request, dict):
+            reply(request)
             return
         kind = request.type
         if kind in _MAIN_ONLY:

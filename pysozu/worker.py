@@ -60,8 +60,8 @@ from .command import (
     failure,
     ok,
     parse_address,
-    parse_request,
     processing,
+    request_or_failure,
 )
 from .config import ServerConfig
 from .state import ConfigState, StateError
@@ -225,11 +225,9 @@ class Worker:
 
     # -- dispatch -----------------------------------------------------------------------------
     def _on_command(self, server: Server, message: dict[str, Any], reply: Reply) -> None:
-        request_id = message.get("id") if isinstance(message.get("id"), str) else ""
-        try:
-            request = parse_request(message)
-        except CommandError as e:
-            reply(failure(str(request_id), str(e)))
+        request = request_or_failure(message)
+        if isinstance(request, dict):
+            reply(request)
             return
         self.execute(request, reply)
 
