@@ -119,15 +119,7 @@ def listen_command_socket(path: str, backlog: int = 16) -> socket.socket:
             raise OSError(errno.EADDRINUSE, f"a proxy already answers on {path}")
         finally:
             probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(path)
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return _listening(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), path, backlog)
 
 
 def bind_listener(sockaddr: tuple[str, int], backlog: int = 1024) -> socket.socket:
@@ -135,9 +127,14 @@ def bind_listener(sockaddr: tuple[str, int], backlog: int = 1024) -> socket.sock
     is an error the caller reports)."""
     family = socket.AF_INET6 if ":" in sockaddr[0] else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return _listening(sock, sockaddr, backlog)
+
+
+def _listening(sock: socket.socket, address: Any, backlog: int) -> socket.socket:
+    """Bind ``sock``, listen, make it non-blocking; closed again if any step fails."""
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(sockaddr)
+        sock.bind(address)
         sock.listen(backlog)
         sock.setblocking(False)
     except BaseException:
