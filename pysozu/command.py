@@ -574,6 +574,14 @@ def check_disable_http11(fields: Mapping[str, Any]) -> None:
         raise CommandError("disable_http11 needs 'h2' in alpn_protocols")
 
 
+def check_cluster_protocols(fields: Mapping[str, Any]) -> None:
+    """HTTP/2 to backends is cleartext (h2c) only: with ``backend_tls`` the backends would
+    get HTTP/1.1 over TLS while ``http2`` says they speak HTTP/2."""
+    if fields.get("http2") and fields.get("backend_tls"):
+        raise CommandError("http2 with backend_tls is not supported: HTTP/2 to backends is "
+                           "h2c (cleartext) only")
+
+
 def check_backend_alpn(protocols: list[str]) -> list[str]:
     """ALPN ids offered to TLS backends: only ``http/1.1`` is spoken to them for now."""
     for protocol in protocols:
@@ -966,6 +974,7 @@ REQUEST_SPECS: Final[dict[str, dict[str, FieldSpec]]] = {
 #: patch is judged against the listener it changes, by :class:`pysozu.state.ConfigState`.
 _REQUEST_CHECKS: Final[dict[str, Callable[[dict[str, Any]], None]]] = {
     "ADD_HTTPS_LISTENER": check_disable_http11,
+    "ADD_CLUSTER": check_cluster_protocols,
 }
 
 _KIND_NAMES: Final = {

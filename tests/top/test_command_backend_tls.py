@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pysozu.command import CommandError, make_request
+from pysozu.command import CommandError, make_request, parse_request
 from pysozu.protocols.tls_backend import BackendTls, BackendTlsError
 from pysozu.state import ConfigState
 from tests.e2e.https_helpers import make_ca
@@ -100,3 +100,12 @@ def test_state_keeps_the_field_through_save_load_and_diff(tmp_path: Path) -> Non
     assert change["backend_tls"]["ca_file"] == "/etc/ca.pem"
     [back] = tls.diff(plain)
     assert back.type == "ADD_CLUSTER" and back["backend_tls"] is None
+
+
+def test_http2_with_backend_tls_is_refused() -> None:
+    # h2 over TLS to backends is not spoken: the cluster would silently get HTTP/1.1
+    with pytest.raises(CommandError, match="http2 with backend_tls is not supported"):
+        parse_request({"id": "r", "type": "ADD_CLUSTER", "cluster_id": "c", "http2": True,
+                       "backend_tls": {"verify": False}})
+    assert parse_request({"id": "r", "type": "ADD_CLUSTER", "cluster_id": "c",
+                          "http2": True})["http2"] is True
