@@ -485,7 +485,7 @@ class HttpExpectProxy(FrontReadinessState):
         return state
 
     def shutting_down(self, session: StateMachineSession) -> bool:
-        return self.read == 0  # nothing received yet: nothing to lose
+        return False  # a new client's request may be on its way: bounded by the timer
 
     def close(self, session: StateMachineSession) -> None:
         self.timer.cancel()
@@ -2109,8 +2109,10 @@ class Http(SessionState):
             self.back_sock = None
 
     def shutting_down(self, session: StateMachineSession) -> bool:
-        """Soft stop: an idle keep-alive client can go; one in a request finishes it first."""
-        if self.phase == HEAD and self.front_end == self.front_start:
+        """Soft stop: an idle keep-alive client can go; one in a request finishes it first,
+        and a new one gets its first request served (it may be on its way: the connection
+        was accepted before the listener closed, bounded by the request timeout)."""
+        if self.phase == HEAD and self.front_end == self.front_start and self.request_id:
             return True
         self.keep_alive = False
         return False

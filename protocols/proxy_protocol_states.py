@@ -129,7 +129,7 @@ class ExpectProxyProtocol(SessionState):
         return _tcp(session).next_state(self)
 
     def shutting_down(self, session: StateMachineSession) -> bool:
-        return self.read == 0  # nothing received yet: nothing to lose
+        return False  # the client's bytes may be on their way (bounded by front_timeout)
 
     def print_state(self) -> str:
         return f"ExpectProxyProtocol(read={self.read}, keep={self.keep_header})"

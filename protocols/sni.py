@@ -201,7 +201,7 @@ class SniPeek(SessionState):
         return _tcp(session).next_state(self)
 
     def shutting_down(self, session: StateMachineSession) -> bool:
-        return _tcp(session).to_back_end == self.start  # no hello byte yet: nothing to lose
+        return False  # the hello may be on its way (bounded by front_timeout)
 
     def print_state(self) -> str:
         read = self.session.to_back_end - self.start

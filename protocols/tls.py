@@ -535,7 +535,7 @@ class TlsHandshake(FrontReadinessState):
         return state
 
     def shutting_down(self, session: StateMachineSession) -> bool:
-        return True  # nothing of the client's reached an application yet
+        return False  # the client's request follows the handshake (bounded by its timer)
 
     def close(self, session: StateMachineSession) -> None:
         self.timer.cancel()

@@ -120,6 +120,22 @@ def test_soft_stop_finishes_in_flight_request(proxy, make_http_backend):
     assert proxy.channel.read_response(stop_id, timeout=5)["status"] == "OK"
 
 
+def test_soft_stop_serves_the_first_request_of_a_new_connection(proxy, make_http_backend):
+    """A connection accepted before the listener closed, whose request had not arrived yet,
+    is served (then closed): another worker or a rolling upgrade loses nothing."""
+    backend = make_http_backend()
+    address = http_app(proxy, [backend.address])
+    with RawClient(address) as fresh:
+        wait_sessions(proxy, 1)  # accepted, nothing sent yet
+        stop_id = proxy.channel.send({"type": "SOFT_STOP"})
+        assert proxy.channel.read_response(stop_id)["status"] == "PROCESSING"
+        response = fresh.request(get_request("/late"))
+        assert response.status == 200 and response.body == b"backend GET /late"
+        assert response.header("Connection") == "close"
+        fresh.expect_eof(timeout=5)
+    assert proxy.channel.read_response(stop_id, timeout=5)["status"] == "OK"
+
+
 def test_query_metrics(proxy, make_http_backend):
     backend = make_http_backend()
     address = http_app(proxy, [backend.address])
