@@ -381,7 +381,7 @@ def _after_handshake(
     (then HTTP/2 is spoken anyway: an HTTP/1.1 client fails the preface and is refused)."""
     front = session.front
     assert isinstance(front, TlsSocketHandler) and config.tls is not None
-    if front.conn.get_alpn_proto_negotiated() == b"h2" or config.tls.settings.disable_http11:
+    if front.alpn == b"h2" or config.tls.settings.disable_http11:
         from .http2 import Http2  # http2 builds on this module
 
         return Http2(session, proxy, config)
@@ -488,7 +488,7 @@ class HttpExpectProxy(FrontReadinessState):
         return False  # a new client's request may be on its way: bounded by the timer
 
     def close(self, session: StateMachineSession) -> None:
-        self.timer.cancel()
+        self.timer.close()
         if self.next is not None:
             self.next.close(session)
             self.next = None
@@ -2095,9 +2095,9 @@ class Http(SessionState):
         """The pipe that replaced this state closes: release what this state still owns."""
         self._release_ip_slots()
         self.metrics.gauge_add("protocol.ws", -1)
-        self.front_timeout.cancel()
-        self.back_timeout.cancel()
-        self.connect_timeout.cancel()
+        self.front_timeout.close()
+        self.back_timeout.close()
+        self.connect_timeout.close()
         pool = self.pool
         pool.checkin(pipe.to_back)
         pool.checkin(pipe.to_front)
@@ -2126,9 +2126,9 @@ class Http(SessionState):
 
     def close(self, session: StateMachineSession) -> None:
         self._release_ip_slots()
-        self.front_timeout.cancel()
-        self.back_timeout.cancel()
-        self.connect_timeout.cancel()
+        self.front_timeout.close()
+        self.back_timeout.close()
+        self.connect_timeout.close()
         self._close_back(reusable=False)
         if self.front_buf is not None:
             assert self.front_mv is not None

@@ -903,8 +903,8 @@ class Http2(SessionState):
             self._drop(stream)
         for parked in list(self.parked):
             parked.close()
-        self.idle.cancel()
-        self.deadline.cancel()
+        self.idle.close()
+        self.deadline.close()
         peer = session.peer_address
         ip = peer[0] if isinstance(peer, tuple) else ""
         for cluster_id in self.ip_clusters:

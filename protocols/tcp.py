@@ -377,7 +377,9 @@ class TcpSession(StateMachineSession):
         if self.closed:
             return
         self.closed = True
-        self.front_timeout.cancel()
+        self.front_timeout.close()
+        self.back_timeout.close()
+        self.connect_timeout.close()
         self.server.timers.cancel(self._retry_timer)
         self._close_back()
         super().close()

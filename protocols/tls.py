@@ -372,18 +372,22 @@ def connection_info(conn: SSL.Connection) -> tuple[str | None, str | None, str |
 
 #: the largest write made of several buffers joined (one TLS record's payload)
 _JOIN_LIMIT = 16384
-#: (version, cipher, ALPN) -> the counter names a handshake increments, made once
-_HANDSHAKE_METRICS: dict[tuple[str | None, str | None, bytes | None], tuple[str, ...]] = {}
+#: (version number, cipher, ALPN) -> the counter names a handshake increments, made once.
+#: The cipher is OpenSSL's pointer to its static ``SSL_CIPHER`` (cffi pointers hash by
+#: address): reading two numbers is much cheaper than pyOpenSSL's name getters.
+_HANDSHAKE_METRICS: dict[tuple[int, Any, bytes | None], tuple[str, ...]] = {}
 
 
 class TlsSocketHandler(SocketHandler):
     """Non-blocking byte I/O through an ``SSL.Connection`` (see "Reads" above)."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("alpn", "conn")
 
-    def __init__(self, conn: SSL.Connection, sock: Any) -> None:
+    def __init__(self, conn: SSL.Connection, sock: Any, alpn: bytes | None = None) -> None:
         super().__init__(sock)
         self.conn = conn
+        #: the protocol ALPN selected in the handshake (read once, by ``TlsHandshake``)
+        self.alpn = alpn
 
     def socket_read(self, buf: memoryview) -> tuple[int, SocketResult]:
         conn = self.conn
@@ -487,32 +491,33 @@ class TlsHandshake(FrontReadinessState):
             self._fail(session, exc)
             return SessionResult.CLOSE
         self.timer.cancel()
-        self._record(session)
-        session.front = TlsSocketHandler(self.conn, session.front_socket)
+        alpn = self.conn.get_alpn_proto_negotiated() or None
+        self._record(session, alpn)
+        session.front = TlsSocketHandler(self.conn, session.front_socket, alpn)
         self.next = state = self.next_factory(session)
         # application data that came with the client's last flight may already sit in
         # OpenSSL's buffer, where no socket event will announce it: let the next state read
         state.update_readiness(self.front_token, READABLE)
         return SessionResult.UPGRADE
 
-    def _record(self, session: StateMachineSession) -> None:
+    def _record(self, session: StateMachineSession, alpn: bytes | None) -> None:
         """Metrics of a successful handshake: time, version, cipher, ALPN, resumption, and
         whether the certificate served was a fallback (no SNI, or none named it)."""
         metrics = session.server.metrics
         conn = self.conn
+        ssl = conn._ssl
         metrics.record_time("tls.handshake_time", session.server.now - self.started)
-        key = (conn.get_protocol_version_name(), conn.get_cipher_name(),
-               conn.get_alpn_proto_negotiated())
+        key = (_lib.SSL_version(ssl), _lib.SSL_get_current_cipher(ssl), alpn)
         names = _HANDSHAKE_METRICS.get(key)
         if names is None:
-            version, cipher, alpn = key
+            version, cipher = conn.get_protocol_version_name(), conn.get_cipher_name()
             names = _HANDSHAKE_METRICS[key] = (
                 f"tls.version.{version}", f"tls.cipher.{cipher}",
                 f"tls.alpn.{alpn.decode('ascii', 'replace') if alpn else 'none'}",
             )
         for name in names:
             metrics.incr(name)
-        if _lib.SSL_session_reused(conn._ssl):
+        if _lib.SSL_session_reused(ssl):
             metrics.incr("tls.resumed")
         raw = conn.get_servername()
         if raw is None:
@@ -538,7 +543,7 @@ class TlsHandshake(FrontReadinessState):
         return False  # the client's request follows the handshake (bounded by its timer)
 
     def close(self, session: StateMachineSession) -> None:
-        self.timer.cancel()
+        self.timer.close()
 
     def print_state(self) -> str:
         return f"TlsHandshake(events={self.front_readiness})"

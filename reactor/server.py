@@ -72,6 +72,9 @@ _TAKES_SOCKET = frozenset({"ACTIVATE_LISTENER", "ADD_TCP_LISTENER", "ADD_HTTP_LI
                            "ADD_HTTPS_LISTENER"})
 
 
+_STREAM = socket.SOCK_STREAM
+
+
 class Listener:
     """A listening address with the factory of its sessions; bound only while active."""
 
@@ -401,10 +404,16 @@ class Server:
             return
         if self._level:
             self.poller.update_interest(sock.fileno(), READABLE)
-        accept = sock.accept
+        # ``socket.accept`` reads the listener's family and type through Python properties
+        # (enum conversions) for every connection; the raw accept and a socket built from
+        # known values do the same work for a few µs less
+        accept = sock._accept  # type: ignore[attr-defined]
+        family = sock.family
+        new_socket = socket.socket
         for _ in range(self.accept_budget):
             try:
-                client, peer = accept()
+                fd, peer = accept()
+                client = new_socket(family, _STREAM, 0, fd)
             except BlockingIOError:
                 self._accept_ready.discard(listener)
                 return

@@ -78,3 +78,57 @@ def test_timeout_cancel_and_rearm_with_new_duration():
     timeout.set(2)
     advance(timers, clock, 2)
     assert fired == [1]
+
+
+def test_cancelled_entries_do_not_accumulate():
+    # a busy proxy arms and cancels timers for every connection: the dead entries must not
+    # pile up in the heap until their (distant) deadlines
+    clock = FakeClock()
+    timers = Timers(clock)
+    keep = timers.schedule(100, lambda: None)
+    for _ in range(20_000):
+        timers.cancel(timers.schedule(60, lambda: None))
+    assert len(timers) == 1
+    assert len(timers._heap) < 3_000
+    assert timers.next_deadline() == keep.deadline
+
+
+def test_cancelled_entry_at_the_top_is_skipped():
+    clock = FakeClock()
+    timers = Timers(clock)
+    fired: list[str] = []
+    first = timers.schedule(1, lambda: fired.append("first"))
+    timers.schedule(2, lambda: fired.append("second"))
+    timers.cancel(first)
+    assert timers.next_deadline() == 1002.0
+    assert advance(timers, clock, 5) == 1
+    assert fired == ["second"]
+
+
+def test_timeout_close_releases_its_callback():
+    # the owner's bound method in ``callback`` would keep a reference cycle alive for the
+    # garbage collector; close() cuts it
+    import gc
+    import weakref
+
+    clock = FakeClock()
+    timers = Timers(clock)
+
+    class Owner:
+        def __init__(self) -> None:
+            self.timeout = Timeout(timers, 10, self.fire)
+
+        def fire(self) -> None:
+            raise AssertionError("closed timeouts never fire")
+
+    owner = Owner()
+    owner.timeout.set()
+    ref = weakref.ref(owner)
+    owner.timeout.close()
+    gc.disable()
+    try:
+        del owner
+        assert ref() is None  # freed by reference counting alone
+    finally:
+        gc.enable()
+    assert advance(timers, clock, 20) == 0
