@@ -806,10 +806,51 @@ class Http(SessionState):
             self.front_buf = self.front_mv = None
             self.front_start = self.front_end = 0
 
+    def _read_front_idle(self) -> bool:
+        """A read between requests, with no buffer: into the pool's next free buffer, taken
+        only when bytes came (a wake-up with nothing to read, or the client's EOF, costs
+        no checkout and checkin); False as ``_read_front``."""
+        pool = self.pool
+        spare = pool.spare()
+        if spare is None:
+            self.metrics.incr(m.BUFFER_EXHAUSTED)
+            return False
+        mv = memoryview(spare)
+        n, result = self.front.socket_read(mv)
+        front_r = self.front_r
+        if result is _CONTINUE:
+            if not n:
+                mv.release()
+                return True  # interrupted: READABLE stays, the pump reads again
+            taken = pool.checkout()
+            assert taken is spare
+            self.front_buf = spare
+            self.front_mv = mv
+            self.front_start = 0
+            self.front_end = n
+            self.bytes_in += n
+            self.front_timeout.last = self.timers.now  # touch()
+            if n < len(spare) and not front_r.event & READ_HUP:
+                front_r.event &= ~READABLE  # a short read drained the socket
+            return True
+        mv.release()
+        if result is _WOULD_BLOCK:
+            front_r.event &= ~READABLE
+            return True
+        if result is _CLOSED:
+            front_r.event &= ~READABLE
+            front_r.interest &= ~READABLE
+            self.front_eof = True
+            return True
+        return False
+
     def _read_front(self) -> bool:
         """Fill the client buffer; False on a socket error or when no buffer is left."""
-        if not self._front_buffer():
-            return False
+        if self.front_buf is None:
+            if self.phase == HEAD:
+                return self._read_front_idle()
+            if not self._front_buffer():
+                return False
         buf = self.front_buf
         mv = self.front_mv
         assert buf is not None and mv is not None

@@ -34,6 +34,16 @@ full or OpenSSL wants more bytes from the socket. A short read therefore still m
 socket is drained", which the edge-triggered HTTP state relies on: OpenSSL reads one record
 at a time, so stopping after one record could leave the next in the kernel with no new
 event to say so.
+
+**Calls.** The handshake, reads, writes and ``close_notify`` call libssl through
+pyOpenSSL's own cffi bindings (``_lib``), not its ``Connection`` methods: those check three
+callback helpers and map the result to an exception on every call, successful or not (a
+``WantReadError`` per handshake step, a ``ZeroReturnError`` per close), and ``recv_into``
+reads into a fresh C buffer and copies it. Here the usual results (done, want read, want
+write, close_notify) are told from ``SSL_get_error`` directly and reads go straight into the
+caller's buffer; any other result goes to ``Connection._raise_ssl_error``, so errors (a
+callback's, a system call's, a protocol alert) are exactly pyOpenSSL's. pyOpenSSL's
+``_lib`` also serves where it has no public API (groups, signature algorithms).
 """
 
 from __future__ import annotations
@@ -46,7 +56,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
-from OpenSSL.SSL import _lib  # type: ignore[attr-defined]  # no public setter for groups
+from OpenSSL.SSL import _ffi, _lib  # type: ignore[attr-defined]  # see "Calls" above
 
 from pysozu.reactor.readiness import ERROR, HUP, READABLE, WRITABLE
 from pysozu.reactor.session import (
@@ -378,50 +388,88 @@ _JOIN_LIMIT = 16384
 _HANDSHAKE_METRICS: dict[tuple[int, Any, bytes | None], tuple[str, ...]] = {}
 
 
-class TlsSocketHandler(SocketHandler):
-    """Non-blocking byte I/O through an ``SSL.Connection`` (see "Reads" above)."""
+_SSL_read = _lib.SSL_read
+_SSL_write = _lib.SSL_write
+_SSL_get_error = _lib.SSL_get_error
+_SSL_do_handshake = _lib.SSL_do_handshake
+_SSL_shutdown = _lib.SSL_shutdown
+_ERR_clear_error = _lib.ERR_clear_error
+_from_buffer = _ffi.from_buffer
+_WANT_READ = _lib.SSL_ERROR_WANT_READ
+_WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
+_ZERO_RETURN = _lib.SSL_ERROR_ZERO_RETURN
+_WANT_IO = frozenset((_WANT_READ, _WANT_WRITE))
 
-    __slots__ = ("alpn", "conn")
+
+def _read_error(conn: SSL.Connection, ssl: Any, rc: int) -> SocketResult:
+    """What a failed ``SSL_read`` means for the caller, through pyOpenSSL's own error
+    mapping (see "Calls" above)."""
+    try:
+        conn._raise_ssl_error(ssl, rc)
+    except (SSL.WantReadError, SSL.WantWriteError):
+        return SocketResult.WOULD_BLOCK
+    except SSL.ZeroReturnError:  # close_notify
+        return SocketResult.CLOSED
+    except SSL.SysCallError as exc:
+        # (-1, 'Unexpected EOF'): the peer closed without close_notify
+        return SocketResult.CLOSED if exc.args and exc.args[0] == -1 else SocketResult.ERROR
+    except SSL.Error:
+        return SocketResult.ERROR
+    return SocketResult.CLOSED  # SSL_read gave 0 with no error: the stream ended
+
+
+class TlsSocketHandler(SocketHandler):
+    """Non-blocking byte I/O through an ``SSL.Connection`` (see "Reads" and "Calls"
+    above)."""
+
+    __slots__ = ("alpn", "conn", "ssl")
 
     def __init__(self, conn: SSL.Connection, sock: Any, alpn: bytes | None = None) -> None:
         super().__init__(sock)
         self.conn = conn
+        self.ssl = conn._ssl
         #: the protocol ALPN selected in the handshake (read once, by ``TlsHandshake``)
         self.alpn = alpn
 
     def socket_read(self, buf: memoryview) -> tuple[int, SocketResult]:
-        conn = self.conn
+        ssl = self.ssl
         size = len(buf)
         n = 0
         while n < size:
-            try:
-                got = conn.recv_into(buf[n:] if n else buf)
-            except (SSL.WantReadError, SSL.WantWriteError):
+            got = _SSL_read(ssl, _from_buffer(buf[n:] if n else buf), size - n)
+            if got > 0:
+                n += got
+                continue
+            error = _SSL_get_error(ssl, got)
+            if error in _WANT_IO:
                 break
-            except SSL.ZeroReturnError:  # close_notify
-                return (n, SocketResult.CONTINUE) if n else (0, SocketResult.CLOSED)
-            except SSL.SysCallError as exc:
-                if n:
-                    return n, SocketResult.CONTINUE
-                # (-1, 'Unexpected EOF'): the peer closed without close_notify
-                closed = exc.args and exc.args[0] == -1
-                return 0, SocketResult.CLOSED if closed else SocketResult.ERROR
-            except SSL.Error:
-                return (n, SocketResult.CONTINUE) if n else (0, SocketResult.ERROR)
-            if not got:
-                return (n, SocketResult.CONTINUE) if n else (0, SocketResult.CLOSED)
-            n += got
+            result = SocketResult.CLOSED if error == _ZERO_RETURN else \
+                _read_error(self.conn, ssl, got)
+            if result is SocketResult.WOULD_BLOCK:
+                break
+            return (n, SocketResult.CONTINUE) if n else (0, result)
         if n:
             return n, SocketResult.CONTINUE
         return 0, SocketResult.WOULD_BLOCK
 
     def socket_write(self, data: Any) -> tuple[int, SocketResult]:
+        ssl = self.ssl
+        size = len(data)
+        if not size:
+            return 0, SocketResult.CONTINUE
+        sent = _SSL_write(ssl, _from_buffer(data), size)
+        if sent > 0:
+            return sent, SocketResult.CONTINUE
+        error = _SSL_get_error(ssl, sent)
+        if error in _WANT_IO:
+            return 0, SocketResult.WOULD_BLOCK
         try:
-            return self.conn.send(data), SocketResult.CONTINUE
+            self.conn._raise_ssl_error(ssl, sent)
         except (SSL.WantReadError, SSL.WantWriteError):
             return 0, SocketResult.WOULD_BLOCK
         except SSL.Error:
-            return 0, SocketResult.ERROR
+            pass
+        return 0, SocketResult.ERROR
 
     def socket_write_vectored(self, buffers: Sequence[Any]) -> tuple[int, SocketResult]:
         """TLS writes records, not a gather list: small buffers (a response head and the
@@ -436,16 +484,12 @@ class TlsSocketHandler(SocketHandler):
         return self.socket_write(buffers[0])
 
     def shutdown_write(self) -> None:
-        try:
-            self.conn.shutdown()  # close_notify
-        except SSL.Error:
-            pass
+        """Send close_notify (best effort: a failure leaves nothing behind)."""
+        if _SSL_shutdown(self.ssl) < 0:
+            _ERR_clear_error()  # a stale error would mislead the next SSL_get_error
 
     def close(self) -> None:
-        try:
-            self.conn.shutdown()
-        except SSL.Error:
-            pass
+        self.shutdown_write()
         super().close()
 
 
@@ -477,19 +521,25 @@ class TlsHandshake(FrontReadinessState):
         front_r = self.front_readiness
         if not front_r.event & front_r.interest:
             return SessionResult.CONTINUE
-        try:
-            self.conn.do_handshake()
-        except SSL.WantReadError:
-            front_r.event &= ~READABLE
-            front_r.interest = READABLE | HUP | ERROR
-            return SessionResult.CONTINUE
-        except SSL.WantWriteError:
-            front_r.event &= ~WRITABLE
-            front_r.interest = WRITABLE | HUP | ERROR
-            return SessionResult.CONTINUE
-        except SSL.Error as exc:
-            self._fail(session, exc)
-            return SessionResult.CLOSE
+        conn = self.conn
+        ssl = conn._ssl
+        rc = _SSL_do_handshake(ssl)
+        if rc != 1:
+            error = _SSL_get_error(ssl, rc)
+            if error == _WANT_READ:
+                front_r.event &= ~READABLE
+                front_r.interest = READABLE | HUP | ERROR
+                return SessionResult.CONTINUE
+            if error == _WANT_WRITE:
+                front_r.event &= ~WRITABLE
+                front_r.interest = WRITABLE | HUP | ERROR
+                return SessionResult.CONTINUE
+            try:
+                conn._raise_ssl_error(ssl, rc)
+                raise SSL.Error(f"handshake failed (SSL_get_error {error})")
+            except SSL.Error as exc:
+                self._fail(session, exc)
+                return SessionResult.CLOSE
         self.timer.cancel()
         alpn = self.conn.get_alpn_proto_negotiated() or None
         self._record(session, alpn)

@@ -42,6 +42,20 @@ class BufferPool:
             return bytearray(self.buffer_size)
         return None
 
+    def spare(self) -> bytearray | None:
+        """The buffer the next ``checkout`` returns, left in the pool (None when none can
+        be had). A reader with no buffer reads into it and checks it out only when bytes
+        came: an event with nothing to read costs no checkout and checkin."""
+        free = self._free
+        if free:
+            return free[-1]
+        if self.created < self.max_buffers:
+            self.created += 1
+            buf = bytearray(self.buffer_size)
+            free.append(buf)
+            return buf
+        return None
+
     def checkin(self, buf: bytearray | None) -> None:
         if buf is None:
             return

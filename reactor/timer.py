@@ -67,8 +67,12 @@ class Timers:
         deadline = self.now + delay
         seq = next(self._seq)
         entry = TimerEntry(deadline, seq, callback)
-        heappush(self._heap, (deadline, seq, entry))
-        self._live += 1
+        heap = self._heap
+        self._live = live = self._live + 1
+        if len(heap) > 2 * live + _COMPACT_SLACK:  # the heap only grows here
+            heap[:] = [item for item in heap if item[2].active]
+            heapify(heap)
+        heappush(heap, (deadline, seq, entry))
         return entry
 
     def cancel(self, entry: TimerEntry | None) -> None:
@@ -76,10 +80,6 @@ class Timers:
             entry.active = False
             entry.callback = _noop  # what the callback holds is freed now, not at the deadline
             self._live -= 1
-            heap = self._heap
-            if len(heap) > 2 * self._live + _COMPACT_SLACK:
-                heap[:] = [item for item in heap if item[2].active]
-                heapify(heap)
 
     def next_deadline(self) -> float | None:
         heap = self._heap
@@ -147,14 +147,18 @@ class Timeout:
         self.last = self._timers.now
 
     def cancel(self) -> None:
-        self._timers.cancel(self._entry)
-        self._entry = None
+        entry = self._entry
+        if entry is not None:
+            self._timers.cancel(entry)
+            self._entry = None
 
     def close(self) -> None:
         """Cancel for good, and let go of the callback: an owner's bound method there
         makes a reference cycle that only the garbage collector would free."""
-        self._timers.cancel(self._entry)
-        self._entry = None
+        entry = self._entry
+        if entry is not None:
+            self._timers.cancel(entry)
+            self._entry = None
         self.callback = _noop
 
     @property
