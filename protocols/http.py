@@ -2170,7 +2170,8 @@ class Http(SessionState):
         self.front_timeout.close()
         self.back_timeout.close()
         self.connect_timeout.close()
-        self._close_back(reusable=False)
+        if self.back_sock is not None or self.back_buf is not None:
+            self._close_back(reusable=False)
         if self.front_buf is not None:
             assert self.front_mv is not None
             self.front_mv.release()
