@@ -298,19 +298,27 @@ class CertificateResolver:
     # -- lookups ------------------------------------------------------------------------------
     def resolve(self, server_name: str | None) -> Certificate | None:
         """The certificate to serve for an SNI (None: no SNI), or None when nothing fits."""
+        return self.resolve_named(server_name)[0]
+
+    def resolve_named(self, server_name: str | None) -> tuple[Certificate | None, bool]:
+        """``resolve``, and whether the certificate names the SNI (False: no SNI, or the
+        default certificate served a name it does not cover: ``tls.default_cert_used``)."""
         if server_name:
             name = server_name.rstrip(".").lower()
             found = self._exact.get(name)
             if found:
-                return self._best(found)
+                return self._best(found), True
             dot = name.find(".")
             if dot > 0:
                 found = self._wildcard.get(name[dot + 1 :])
                 if found:
-                    return self._best(found)
+                    return self._best(found), True
         if self.default is not None:
-            return self.by_fingerprint.get(self.default)
-        return None
+            default = self.by_fingerprint.get(self.default)
+            named = default is not None and server_name is not None and server_name != "" \
+                and covers(default, server_name)
+            return default, named
+        return None, False
 
     def covers(self, certificate: Certificate, host: str) -> bool:
         """Whether ``certificate`` names ``host`` (strict SNI binding: 421 otherwise)."""

@@ -120,7 +120,7 @@ from .pipe import Pipe
 from .proxy_protocol_states import EXPECT_WINDOW, read_proxy_header
 from .rewrite import Rewrites, valid_host
 from .router import Router, split_host_port
-from .tls import ListenerTls, TlsHandshake, TlsSocketHandler, connection_info
+from .tls import ListenerTls, TlsHandshake, TlsSocketHandler, connection_info, served_certificate
 from .tls_backend import BACKEND_TLS_ERRORS, BackendTls, BackendTlsError, handshake_step
 from .upstream import NO_RESOURCES, Upstreams
 
@@ -1369,7 +1369,7 @@ class Http(SessionState):
         """Strict SNI binding: whether the certificate served on this connection names
         ``host`` (RFC 9110 §7.4: otherwise 421, the client may retry elsewhere)."""
         front = self._tls_front()
-        certificate = front.conn.get_app_data() if front is not None else None
+        certificate = served_certificate(front.conn) if front is not None else None
         return certificate is not None and covers(certificate, host)
 
     def _tls_front(self) -> TlsSocketHandler | None:

@@ -69,7 +69,7 @@ from pysozu.reactor.session import (
     StateResult,
 )
 
-from .certificates import Certificate, CertificateError, CertificateResolver, covers
+from .certificates import Certificate, CertificateError, CertificateResolver
 
 __all__ = [
     "ListenerTls",
@@ -259,6 +259,25 @@ def base_context(resolver: CertificateResolver, settings: TlsSettings) -> SSL.Co
     return context
 
 
+class Served:
+    """What the servername callback chose for a connection (its ``app_data``)."""
+
+    __slots__ = ("certificate", "named", "sni")
+
+    def __init__(self, certificate: Certificate, sni: bool, named: bool) -> None:
+        self.certificate = certificate
+        #: the client sent a server name
+        self.sni = sni
+        #: the certificate names it (False: the default certificate stood in)
+        self.named = named
+
+
+def served_certificate(conn: SSL.Connection) -> Certificate | None:
+    """The certificate the servername callback chose for ``conn`` (None: none fitted)."""
+    served = conn.get_app_data()
+    return served.certificate if isinstance(served, Served) else None
+
+
 def _route_servername(context: SSL.Context, resolver: CertificateResolver) -> None:
     """Make ``context`` a starting context: its servername callback picks each connection's
     certificate, and the sessions it keeps (cache, ticket keys) serve every certificate."""
@@ -269,14 +288,15 @@ def _route_servername(context: SSL.Context, resolver: CertificateResolver) -> No
     def on_servername(conn: SSL.Connection) -> None:
         raw = conn.get_servername()
         name = raw.decode("ascii", "replace") if raw else None
-        certificate = resolver.resolve(name)
+        certificate, named = resolver.resolve_named(name)
         if certificate is not None:
             target = resolver.context(certificate)
             if target is not conn.get_context():
                 # a switch copies the certificate data into the connection: skipped when it
                 # already starts on that certificate's context (the listener's default)
                 conn.set_context(target)
-            conn.set_app_data(certificate)  # the served names, for strict SNI binding
+            # the served names, for strict SNI binding; the rest for the handshake metrics
+            conn.set_app_data(Served(certificate, name is not None, named))
 
     context.set_tlsext_servername_callback(on_servername)
 
@@ -569,13 +589,14 @@ class TlsHandshake(FrontReadinessState):
             metrics.incr(name)
         if _lib.SSL_session_reused(ssl):
             metrics.incr("tls.resumed")
-        raw = conn.get_servername()
-        if raw is None:
+        served = conn.get_app_data()
+        if isinstance(served, Served):
+            if not served.sni:
+                metrics.incr("tls.sni.none")
+            if not served.named:
+                metrics.incr("tls.default_cert_used")
+        elif conn.get_servername() is None:  # no certificate fitted at all
             metrics.incr("tls.sni.none")
-        certificate = conn.get_app_data()
-        if isinstance(certificate, Certificate) and (
-                raw is None or not covers(certificate, raw.decode("ascii", "replace"))):
-            metrics.incr("tls.default_cert_used")
 
     def _fail(self, session: StateMachineSession, exc: Exception) -> None:
         session.server.metrics.incr(HANDSHAKE_ERRORS)

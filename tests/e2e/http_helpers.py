@@ -683,7 +683,9 @@ def ws_echo_backend(backend: ScriptedBackend, conn: Conn) -> None:
 
 class LoadLoop:
     """Requests in a loop from a thread, until ``stop()`` (bounded by ``max_requests`` and
-    ``WAIT`` seconds). ``results`` holds ``(status, body)``, or ``(0, error)`` for a failure.
+    ``6 * WAIT`` seconds: longer than the waits of any test that drives it, which stops it
+    itself; the bound only ends a loop a failed test left running). ``results`` holds
+    ``(status, body)``, or ``(0, error)`` for a failure.
 
     ``keep_alive``: one connection for the whole loop (reopened after a close), else one
     connection per request.
@@ -704,7 +706,9 @@ class LoadLoop:
 
     def _run(self) -> None:
         hostname, port = self.address.rsplit(":", 1)
-        deadline = time.monotonic() + WAIT
+        # not WAIT: a test waits up to WAIT for each of its steps while the loop runs (a slow
+        # full run once stopped the loop under a test's third step)
+        deadline = time.monotonic() + 6 * WAIT
         conn: http.client.HTTPConnection | None = None
         try:
             for _ in range(self.max_requests):

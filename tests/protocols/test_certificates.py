@@ -112,6 +112,22 @@ def test_exact_beats_wildcard_beats_default():
     assert resolver.resolve(None) is default  # no SNI
 
 
+def test_resolve_named_tells_when_the_default_stands_in():
+    # what tls.default_cert_used counts: no SNI, or a name only the fallback answered
+    resolver = CertificateResolver()
+    wild = cert(["*.example.com"])
+    default = cert(["default.test"])
+    for c in (wild, default):
+        assert resolver.add(c)
+    resolver.default = default.fingerprint
+    assert resolver.resolve_named("api.example.com") == (wild, True)
+    assert resolver.resolve_named("default.test") == (default, True)
+    assert resolver.resolve_named("other.test") == (default, False)
+    assert resolver.resolve_named(None) == (default, False)
+    resolver.default = None
+    assert resolver.resolve_named("other.test") == (None, False)
+
+
 def test_longest_lived_wins_then_latest_added():
     resolver = CertificateResolver()
     short, long_ = cert(["a.test"], days=10), cert(["a.test"], days=90)
