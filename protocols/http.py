@@ -385,7 +385,9 @@ def _after_handshake(
         from .http2 import Http2  # http2 builds on this module
 
         return Http2(session, proxy, config)
-    return Http(session, proxy, config)  # type: ignore[arg-type]
+    handoff = session.handoff_timeout  # the handshake's timer: it becomes the request timer
+    session.handoff_timeout = None
+    return Http(session, proxy, config, handoff)  # type: ignore[arg-type]
 
 
 class HttpExpectProxy(FrontReadinessState):
@@ -587,7 +589,10 @@ class Http(SessionState):
     )
 
 
-    def __init__(self, session: HttpSession, proxy: HttpProxy, config: HttpListenerConfig):
+    def __init__(self, session: HttpSession, proxy: HttpProxy, config: HttpListenerConfig,
+                 front_timeout: Timeout | None = None):
+        """``front_timeout``: an armed timeout to take over as the request timer (the TLS
+        handshake's, see ``StateMachineSession.handoff_timeout``) instead of a new one."""
         server = session.server
         self.session = session
         self.server = server
@@ -675,8 +680,12 @@ class Http(SessionState):
         #: what the client sent, when it turned out to be HTTP/2's preface (h2c)
         self.h2_preread: bytes | None = None
         timers = server.timers
-        self.front_timeout = Timeout(timers, config.request_timeout, self._front_timed_out)
-        self.front_timeout.set()
+        if front_timeout is None:
+            front_timeout = Timeout(timers, config.request_timeout, self._front_timed_out)
+        else:
+            front_timeout.reuse(config.request_timeout, self._front_timed_out)
+        self.front_timeout = front_timeout
+        front_timeout.set()
         self.back_timeout = Timeout(timers, config.back_timeout, self._back_timed_out)
         self.connect_timeout = Timeout(timers, config.connect_timeout, self._connect_timed_out)
 

@@ -560,11 +560,17 @@ class TlsHandshake(FrontReadinessState):
             except SSL.Error as exc:
                 self._fail(session, exc)
                 return SessionResult.CLOSE
-        self.timer.cancel()
         alpn = self.conn.get_alpn_proto_negotiated() or None
         self._record(session, alpn)
         session.front = TlsSocketHandler(self.conn, session.front_socket, alpn)
+        # the next state may take the handshake's timer over as its own (HTTP does: both
+        # bound the time to the first request); otherwise it goes
+        timer = self.timer
+        session.handoff_timeout = timer
         self.next = state = self.next_factory(session)
+        if session.handoff_timeout is not None:
+            session.handoff_timeout = None
+            timer.close()
         # application data that came with the client's last flight may already sit in
         # OpenSSL's buffer, where no socket event will announce it: let the next state read
         state.update_readiness(self.front_token, READABLE)

@@ -255,6 +255,7 @@ class StateMachineSession(ProxySession):
         "front",
         "front_socket",
         "frontend_token",
+        "handoff_timeout",
         "last_event",
         "listener",
         "peer_address",
@@ -278,6 +279,10 @@ class StateMachineSession(ProxySession):
         self.frontend_token = sock.fileno()
         self.last_event = server.now
         self.alive = True
+        #: a timeout a state leaves armed for the next one to take over (``Timeout.reuse``):
+        #: the TLS handshake's timer becomes HTTP's request timer; a state that upgrades
+        #: closes it if the next state did not take it
+        self.handoff_timeout: Timeout | None = None
         self.state: SessionState | None = None
         if state_factory is not None:
             self.state = state_factory(self)

@@ -142,6 +142,14 @@ class Timeout:
         timers.cancel(entry)
         self._entry = timers.schedule(self.duration, self._expire)
 
+    def reuse(self, duration: float, callback: Callable[[], None]) -> Timeout:
+        """Serve another owner (the next state of a session) with a new duration and
+        callback; the armed entry stays where it is and re-arms lazily, as after ``touch``,
+        so the hand-over costs no timer entry. Returns ``self``."""
+        self.duration = duration
+        self.callback = callback
+        return self
+
     def touch(self) -> None:
         """Record activity: the timeout moves to ``now + duration`` (lazily)."""
         self.last = self._timers.now

@@ -683,3 +683,30 @@ def test_default_certificate_also_added_keeps_both_roles(proxy, ca, make_http_ba
     proxy.ok("UPDATE_HTTPS_LISTENER", address=address, certificate=other_pem, key=other_key)
     assert https_get(address, HOST, ca=ca).fingerprint == fingerprint
     assert https_get(address, "unknown.test", ca=None).fingerprint == fingerprint_of(other_pem)
+
+
+def test_request_timeout_after_the_handshake(proxy, ca, make_http_backend):
+    # the handshake's timer becomes the request timer (one timer entry per connection):
+    # after it, a silent client is closed, and a partial request gets 408, each at the
+    # request timeout, and the handshake's own timeout handler no longer acts
+    backend = make_http_backend()
+    address, _ = https_app(proxy, ca, backend, listener={"request_timeout": 1})
+    timers_before = in_worker(proxy, lambda: len(proxy.worker.server.timers))
+    context = client_context(ca)
+    silent = tls_connect(address, HOST, context)
+    partial = tls_connect(address, HOST, context)
+    with silent, partial:
+        partial.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n")
+        data = b""
+        while True:  # bounded by the socket timeout (WAIT)
+            chunk = partial.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 408 "), data[:80]
+        assert silent.recv(4096) == b""  # closed without a word
+    assert metric(proxy, "tls.handshake.errors") == 0
+    wait_for(lambda: in_worker(proxy, lambda: len(proxy.worker.server.sessions)) == 0,
+             what="no session left")
+    # no timer left behind by either connection
+    assert in_worker(proxy, lambda: len(proxy.worker.server.timers)) == timers_before
