@@ -351,10 +351,9 @@ class HttpSession(StateMachineSession):
 
     def tokens(self) -> list[int]:
         state = self.state
-        if isinstance(state, Http) and state.back_token >= 0:
-            return [self.frontend_token, state.back_token]
-        if isinstance(state, Pipe) and state.back_token >= 0:
-            return [self.frontend_token, state.back_token]
+        if isinstance(state, (Http, Pipe)):
+            back = state.back_token
+            return [self.frontend_token, back] if back >= 0 else [self.frontend_token]
         tokens = getattr(state, "tokens", None)  # HTTP/2: the streams' backend sockets
         if tokens is not None:
             return tokens()  # type: ignore[no-any-return]
@@ -2168,6 +2167,8 @@ class Http(SessionState):
         return False
 
     def _release_ip_slots(self) -> None:
+        if not self.ip_clusters:
+            return
         peer = self.session.peer_address
         ip = peer[0] if isinstance(peer, tuple) else ""
         for cluster_id in self.ip_clusters:

@@ -591,8 +591,13 @@ class TlsHandshake(FrontReadinessState):
                 f"tls.version.{version}", f"tls.cipher.{cipher}",
                 f"tls.alpn.{alpn.decode('ascii', 'replace') if alpn else 'none'}",
             )
-        for name in names:
-            metrics.incr(name)
+        if metrics.drain is None:  # Metrics.incr without a call per name
+            counters = metrics.counters
+            for name in names:
+                counters[name] += 1
+        else:
+            for name in names:
+                metrics.incr(name)
         if _lib.SSL_session_reused(ssl):
             metrics.incr("tls.resumed")
         served = conn.get_app_data()
