@@ -39,6 +39,7 @@ from .h1 import (
     serialize_last_chunk,
     serialize_request_head,
     serialize_response_head,
+    simple_response_head,
 )
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "serialize_request_head",
     "serialize_response_head",
     "set_backend",
+    "simple_response_head",
 ]
 
 pure_scan_head: ScanHead = _pyscan.scan_head

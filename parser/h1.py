@@ -97,6 +97,7 @@ __all__ = [
     "serialize_last_chunk",
     "serialize_request_head",
     "serialize_response_head",
+    "simple_response_head",
 ]
 
 _T = TypeVar("_T")
@@ -570,6 +571,55 @@ def parse_response_head(
     if status == 101 and mask & _UPGRADE_BIT and b"upgrade" in tokens:
         h.upgrade = b", ".join(_values(buf, out, ids, _UPGRADE))
     return h
+
+
+#: mask bits that keep a response off the simple path: Transfer-Encoding, a second
+#: Content-Length or Connection line, Keep-Alive (10), Upgrade
+_NOT_SIMPLE: Final = (_TE_BIT | _CL_REPEATED | _CONNECTION_REPEATED | 1 << 10 | _UPGRADE_BIT)
+_KEEP_ALIVE_TOKEN: Final = b"keep-alive"
+
+
+def simple_response_head(
+    buf: Buffer, length: int, limits: Limits = DEFAULT_LIMITS
+) -> tuple[int, int, int, int, int] | None:
+    """Classify the common keep-alive response in one pass, for a proxy's fast path.
+
+    The simple kind: a complete and valid HTTP/1.1 head, a final status (200-599 but 204
+    and 304), exactly one Content-Length, no Transfer-Encoding, no Keep-Alive or Upgrade
+    field, and at most one Connection line, whose value is exactly ``keep-alive`` (any
+    case). For that kind it means what :func:`parse_response_head` would say (body of
+    Content-Length bytes, keep-alive, no field named by Connection) without building a
+    head.
+
+    Returns:
+        ``(head length, status, content length, cut start, cut end)``, where
+        ``buf[cut start:cut end]`` is the Connection line to drop (empty when there is
+        none), or None for every other head, complete or not, valid or not: the caller
+        then parses it with :func:`parse_response_head`, which reports errors and handles
+        the rest. The answer does not depend on the request's method: a response to HEAD
+        or CONNECT is the caller's to keep off this path.
+    """
+    rc, out, mask = _scan_ids(buf, length, 0, False, limits.max_head, limits.max_headers)
+    if rc <= 0 or mask & _NOT_SIMPLE or not mask & _CL_BIT or out[5] != 1:
+        return None
+    status = out[1]
+    if status < 200 or status > 599 or status == 204 or status == 304:
+        return None
+    ids = out[8::5]
+    i = 11 + 5 * ids.index(_CONTENT_LENGTH)
+    value = bytes(buf[out[i] : out[i + 1]])
+    if not (0 < len(value) <= 18 and value.isdigit()):
+        return None
+    cut = cut_end = rc - 2
+    if mask & _CONNECTION_BIT:
+        k = ids.index(_CONNECTION)
+        base = 8 + 5 * k
+        if bytes(buf[out[base + 3] : out[base + 4]]).lower() != _KEEP_ALIVE_TOKEN:
+            return None
+        cut = out[base + 1]
+        if k + 1 < out[6]:
+            cut_end = out[base + 6]
+    return rc, status, int(value), cut, cut_end
 
 
 def _framing(h: _Head, buf: Buffer, out: Sequence[int], ids: Sequence[int], mask: int,

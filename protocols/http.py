@@ -86,6 +86,7 @@ from pysozu.parser import (
     TargetForm,
     parse_request_head,
     parse_response_head,
+    simple_response_head,
 )
 from pysozu.reactor import metrics as m
 from pysozu.reactor.readiness import ERROR, HUP, NONE, READ_HUP, READABLE, WRITABLE, Readiness
@@ -150,6 +151,22 @@ _STATUS_CLASSES = tuple(f"http.status.{n}xx" for n in range(10))
 #: id-mask bits of the request headers every request may see rewritten
 _TOUCHED_IDS = (1 << _H_XFF | 1 << _H_FORWARDED | 1 << _H_XFP | 1 << _H_XFPORT
                 | 1 << _H_XREQID)
+
+def _simple_response() -> ResponseHead:
+    head = ResponseHead()
+    head.status = 200
+    head.is_informational = False
+    head.tunnel = False
+    head.keep_alive = True
+    head.body = BodyKind.LENGTH
+    head.upgrade = None
+    head.connection_tokens = ()
+    return head
+
+
+#: ``resp`` of a response taken by ``_fast_response``: final, keep-alive, its body already
+#: framed (``resp_status`` has the real status); the general path reads no more than that
+_SIMPLE_RESPONSE = _simple_response()
 
 #: the request line of HTTP/2's connection preface (RFC 9113 §3.4)
 _H2_PREFACE_LINE = b"PRI * HTTP/2.0\r\n"
@@ -503,6 +520,8 @@ class Http(SessionState):
 
     RANK = 50
     NAME = "http"
+    #: take the usual response by ``_fast_response`` (tests compare both paths)
+    FAST_RESPONSES = True
     # ~70 attributes per connection: slots keep an idle keep-alive connection small
     __slots__ = (
         "answer_close",
@@ -1729,6 +1748,9 @@ class Http(SessionState):
             if self.back_eof or self.back_end != self.back_start:
                 self._close_back(reusable=False)
             return True
+        if self.resp is None and not self.resp_last_len and self.FAST_RESPONSES \
+                and self._fast_response():
+            return True
         while self.resp is None or self.resp.is_informational:
             if not self._parse_response():
                 break
@@ -1744,6 +1766,56 @@ class Http(SessionState):
             elif not self.resp_done:
                 self.close_after = True  # truncated response: only closing can tell the client
                 self.resp_done = True
+        return True
+
+    def _fast_response(self) -> bool:
+        """The usual response, whole in the buffer (``h1.simple_response_head``: one
+        Content-Length, keep-alive, final status) to a request with nothing special about
+        its answer: rewritten and queued as ``_parse_response`` and ``_rewrite_response``
+        would, without building a head, walking its headers or a body decoder. False, with
+        nothing changed, for anything else: the general path takes it."""
+        if (self.close_after or not self.keep_alive or self.req_http10 or not self.req_done
+                or self.back_eof or self.server.shutting_down):
+            return False
+        method = self.method
+        route = self.route
+        if method == b"HEAD" or method == b"CONNECT" or route is None \
+                or route.response_deletes:
+            return False
+        config = self.config
+        if config.tls is not None and self._hsts() is not None:
+            return False
+        cluster = self.proxy.clusters.get(self.cluster_id or "")
+        if cluster is not None and cluster.sticky_session:
+            return False
+        mv = self.back_mv
+        assert mv is not None
+        start, end = self.back_start, self.back_end
+        view = mv[start:end]
+        try:
+            simple = simple_response_head(view, end - start, config.limits)
+            if simple is None:
+                return False
+            length, status, content_length, cut, cut_end = simple
+            if length + content_length != end - start:
+                return False  # more to read, or bytes after the body: the general path
+            cache = config.constants
+            sozu_id = cache.sozu_id if cache is not None else config.sozu_id_header.encode()
+            head = b"".join((view[:cut], view[cut_end : length - 2], sozu_id, b": ",
+                             self.request_id.encode(), b"\r\n", route.response_adds,
+                             b"\r\n"))
+        finally:
+            view.release()
+        self.resp = _SIMPLE_RESPONSE
+        self.resp_status = status
+        self.metrics.record_time("backend_response_time",
+                                 self.timers.now - self.service_started, self.cluster_id)
+        self.resp_started = True
+        self.resp_body = None
+        self._queue_front(head)
+        self.back_start = start + length
+        self.resp_fwd_end = end
+        self.resp_done = True
         return True
 
     def _parse_response(self) -> bool:
