@@ -520,8 +520,10 @@ class Http(SessionState):
 
     RANK = 50
     NAME = "http"
-    #: take the usual response by ``_fast_response`` (tests compare both paths)
+    #: take the usual response by ``_fast_response``, and rewrite the usual request head
+    #: without the header walk (tests compare both paths)
     FAST_RESPONSES = True
+    FAST_REQUESTS = True
     # ~70 attributes per connection: slots keep an idle keep-alive connection small
     __slots__ = (
         "answer_close",
@@ -1249,6 +1251,26 @@ class Http(SessionState):
         new_host: str | None = None, new_path: str | None = None,
     ) -> bytes:
         config = self.config
+        cache = config.constants
+        mask = head.mask
+        if (
+            # the usual request: nothing of it is rewritten, only lines added (the general
+            # path below gives the same bytes, after more tests)
+            not mask & _TOUCHED_IDS
+            and self.FAST_REQUESTS
+            and route.rewrites is None
+            and not route.request_deletes
+            and not sticky
+            and cache is not None
+            and self.forwarding_src is cache
+            and not config.elide_x_real_ip
+            and not self.server.shutting_down
+            and not (mask & 1 and cache.sozu_id_search(buf, head.head_start, head.length))
+        ):
+            request_id = self.request_id.encode()
+            return b"".join((buf[head.head_start : head.length - 2], self.forwarding,
+                             b"X-Request-Id: ", request_id, b"\r\n", cache.sozu_id, b": ",
+                             request_id, b"\r\n", route.request_adds, b"\r\n"))
         spans = head.spans
         pieces: list[Any] = []
         cursor = head.head_start
