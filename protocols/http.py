@@ -60,6 +60,12 @@ The pump (``Http.ready``) runs each step whose readiness is set, and goes round 
 while readiness is left or a step made another possible without one (an answer or a
 response fully sent, unparsed pipelined bytes). The hot path is measured by
 ``benchmarks/http_bytecodes.py``; see ``docs/architecture.md``, "HTTP hot path".
+
+Two shortcuts serve the usual exchange with the same bytes as the general path, and step
+aside (changing nothing) for anything else: ``_fast_response`` takes a simple response
+(``parser.simple_response_head``: one Content-Length, keep-alive, final status) that sits
+whole in the buffer, and ``_rewrite_request`` copies a head none of whose headers it
+rewrites in one slice. ``Http.FAST_RESPONSES`` and ``FAST_REQUESTS`` switch them off.
 """
 
 from __future__ import annotations

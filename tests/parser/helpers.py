@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from hypothesis import strategies as st
+
 from pysozu.parser import (
     DEFAULT_LIMITS,
     BodyKind,
@@ -174,3 +176,26 @@ def outcomes(raw: bytes, kind: str, limits: Limits = DEFAULT_LIMITS,
         other = read(pieces, kind, limits, request_method)
         assert other == whole, f"{name}: {other} != {whole}"
     return whole
+
+
+def mutations(seeds: list[bytes], special: bytes, most: int) -> st.SearchStrategy[bytes]:
+    """One of ``seeds`` with up to ``most`` bytes inserted, deleted or replaced, the new
+    bytes drawn from ``special`` (the bytes that matter to a parser) or at random."""
+
+    @st.composite
+    def mutated(draw: st.DrawFn) -> bytes:
+        data = bytearray(draw(st.sampled_from(seeds)))
+        for _ in range(draw(st.integers(0, most))):
+            op = draw(st.sampled_from(["insert", "delete", "replace"]))
+            i = draw(st.integers(0, len(data)))
+            byte = draw(st.sampled_from(special) | st.integers(0, 255))
+            if op == "insert":
+                data.insert(i, byte)
+            elif i < len(data):
+                if op == "delete":
+                    del data[i]
+                else:
+                    data[i] = byte
+        return bytes(data)
+
+    return mutated()

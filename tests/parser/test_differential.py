@@ -7,6 +7,7 @@ from a random earlier incomplete read. SCANNER.md says the answers are equal byt
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -14,6 +15,8 @@ from hypothesis import strategies as st
 
 from pysozu import parser
 from pysozu.parser import _pyscan as pure
+
+from .helpers import mutations
 
 native_scan = parser._native_scan
 
@@ -37,21 +40,7 @@ def parser_backend() -> Iterator[str]:
     yield "both"
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(0, 4))):
-        op = draw(st.sampled_from(["insert", "delete", "replace"]))
-        i = draw(st.integers(0, len(data)))
-        byte = draw(st.sampled_from(SPECIAL) | st.integers(0, 255))
-        if op == "insert":
-            data.insert(i, byte)
-        elif i < len(data):
-            if op == "delete":
-                del data[i]
-            else:
-                data[i] = byte
-    return bytes(data)
+mutated = partial(mutations, SEEDS, SPECIAL, 4)
 
 
 inputs = mutated() | st.binary(max_size=80) | st.lists(

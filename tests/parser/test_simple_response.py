@@ -20,6 +20,7 @@ from pysozu.parser import (
 )
 
 from .cases import CASES
+from .helpers import mutations
 
 NGINX = (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Fri, 27 Nov 2026 02:00:00 GMT\r\n"
          b"Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n"
@@ -107,24 +108,7 @@ SEEDS = [
 SPECIAL = b"\r\n\x00 \t:\x7f\x80\xff,"
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(0, 3))):
-        op = draw(st.sampled_from(["insert", "delete", "replace"]))
-        i = draw(st.integers(0, len(data)))
-        byte = draw(st.sampled_from(SPECIAL) | st.integers(0, 255))
-        if op == "insert":
-            data.insert(i, byte)
-        elif i < len(data):
-            if op == "delete":
-                del data[i]
-            else:
-                data[i] = byte
-    return bytes(data)
-
-
 @settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=mutated(), method=st.sampled_from([b"GET", b"POST"]))
+@given(data=mutations(SEEDS, SPECIAL, 3), method=st.sampled_from([b"GET", b"POST"]))
 def test_mutated_responses_agree(data, method):
     check_agreement(data, method)
