@@ -190,6 +190,12 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # zombies of the group count as gone: look for a live member
+    return any(fields[0] != "Z" for fields in _group_stats(pgid))
+
+
+def _group_stats(pgid: int) -> Iterator[list[str]]:
+    """The ``/proc/PID/stat`` fields after the command name (state first) of each process
+    of a process group."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -197,9 +203,8 @@ def _group_alive(pgid: int) -> bool:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        if int(fields[2]) == pgid:
+            yield fields
 
 
 def start(name: str, cmd: list[str], port: int, workdir: Path,
@@ -441,16 +446,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def group_cpu(pgid: int) -> float:
     """User + system seconds of the live processes of a process group."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
+    total = sum(int(fields[11]) + int(fields[12]) for fields in _group_stats(pgid))
     return total / CLOCK_TICKS
 
 

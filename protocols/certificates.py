@@ -313,12 +313,12 @@ class CertificateResolver:
                 found = self._wildcard.get(name[dot + 1 :])
                 if found:
                     return self._best(found), True
-        if self.default is not None:
-            default = self.by_fingerprint.get(self.default)
-            named = default is not None and server_name is not None and server_name != "" \
-                and covers(default, server_name)
-            return default, named
-        return None, False
+        if self.default is None:
+            return None, False
+        default = self.by_fingerprint.get(self.default)
+        if default is not None and server_name:
+            return default, covers(default, server_name)
+        return default, False
 
     def covers(self, certificate: Certificate, host: str) -> bool:
         """Whether ``certificate`` names ``host`` (strict SNI binding: 421 otherwise)."""

@@ -158,6 +158,7 @@ _STATUS_CLASSES = tuple(f"http.status.{n}xx" for n in range(10))
 _TOUCHED_IDS = (1 << _H_XFF | 1 << _H_FORWARDED | 1 << _H_XFP | 1 << _H_XFPORT
                 | 1 << _H_XREQID)
 
+
 def _simple_response() -> ResponseHead:
     head = ResponseHead()
     head.status = 200
@@ -1802,8 +1803,7 @@ class Http(SessionState):
         its answer: rewritten and queued as ``_parse_response`` and ``_rewrite_response``
         would, without building a head, walking its headers or a body decoder. False, with
         nothing changed, for anything else: the general path takes it."""
-        if (self.close_after or not self.keep_alive or self.req_http10 or not self.req_done
-                or self.back_eof or self.server.shutting_down):
+        if self.req_http10 or not self.req_done or self.back_eof or self._response_closes():
             return False
         method = self.method
         route = self.route
@@ -1827,24 +1827,27 @@ class Http(SessionState):
             length, status, content_length, cut, cut_end = simple
             if length + content_length != end - start:
                 return False  # more to read, or bytes after the body: the general path
-            cache = config.constants
-            sozu_id = cache.sozu_id if cache is not None else config.sozu_id_header.encode()
-            head = b"".join((view[:cut], view[cut_end : length - 2], sozu_id, b": ",
-                             self.request_id.encode(), b"\r\n", route.response_adds,
+            head = b"".join((view[:cut], view[cut_end : length - 2], self._sozu_id_name(),
+                             b": ", self.request_id.encode(), b"\r\n", route.response_adds,
                              b"\r\n"))
         finally:
             view.release()
-        self.resp = _SIMPLE_RESPONSE
-        self.resp_status = status
-        self.metrics.record_time("backend_response_time",
-                                 self.timers.now - self.service_started, self.cluster_id)
-        self.resp_started = True
+        self._final_response(_SIMPLE_RESPONSE, status)
         self.resp_body = None
         self._queue_front(head)
         self.back_start = start + length
         self.resp_fwd_end = end
         self.resp_done = True
         return True
+
+    def _final_response(self, head: ResponseHead, status: int) -> None:
+        """The final response's head arrived: the response has started (from here a
+        failure can only close the client connection)."""
+        self.resp = head
+        self.resp_status = status
+        self.metrics.record_time("backend_response_time",
+                                 self.timers.now - self.service_started, self.cluster_id)
+        self.resp_started = True
 
     def _parse_response(self) -> bool:
         """Parse a response head if complete; True when one was consumed."""
@@ -1887,11 +1890,7 @@ class Http(SessionState):
                 self._queue_front(raw)
                 self.resp = None
                 return True
-            self.resp = head
-            self.resp_status = head.status
-            self.metrics.record_time("backend_response_time",
-                                     self.timers.now - self.service_started, self.cluster_id)
-            self.resp_started = True
+            self._final_response(head, head.status)
             if head.body == BodyKind.CHUNKED:
                 self.resp_body = ChunkedDecoder(self.config.limits, response=True)
             elif head.body == BodyKind.LENGTH and head.content_length:
@@ -1934,18 +1933,28 @@ class Http(SessionState):
             self.front_r.interest |= WRITABLE  # arm_writable()
             self.front_r.event |= WRITABLE
 
-    def _rewrite_response(self, head: ResponseHead, buf: memoryview) -> bytes:
-        config = self.config
-        spans = head.spans
-        n = spans[6]
-        route = self.route
+    def _response_closes(self) -> bool:
+        """Whether the client connection ends with the response in flight (it then says
+        ``Connection: close``)."""
         req_body = self.req_body
-        closing = (
+        return bool(
             self.close_after or not self.keep_alive or self.server.shutting_down
             # an early response (401, 417...) before the whole request body arrived: what
             # the client sends next is the rest of that body, never a new request
             or (req_body is not None and not req_body.done)
         )
+
+    def _sozu_id_name(self) -> bytes:
+        """The name of the request-id header the proxy adds (``Sozu-Id`` by default)."""
+        cache = self.config.constants
+        return cache.sozu_id if cache is not None else self.config.sozu_id_header.encode()
+
+    def _rewrite_response(self, head: ResponseHead, buf: memoryview) -> bytes:
+        config = self.config
+        spans = head.spans
+        n = spans[6]
+        route = self.route
+        closing = self._response_closes()
         deletes: frozenset[bytes] = route.response_deletes if route is not None else frozenset()
         hsts = self._hsts() if config.tls is not None else None
         if hsts is not None:
@@ -1981,9 +1990,7 @@ class Http(SessionState):
             pieces.append(buf[cursor : spans[base + 1]])
             cursor = spans[base + 6] if i + 1 < n else end_of_lines
         pieces.append(buf[cursor:end_of_lines])
-        cache = config.constants
-        sozu_id = cache.sozu_id if cache is not None else config.sozu_id_header.encode()
-        pieces.append(sozu_id + b": " + self.request_id.encode() + b"\r\n")
+        pieces.append(self._sozu_id_name() + b": " + self.request_id.encode() + b"\r\n")
         cluster = self.proxy.clusters.get(self.cluster_id or "")
         backend = self.backend
         if cluster is not None and cluster.sticky_session and backend is not None:

@@ -554,15 +554,16 @@ class TlsHandshake(FrontReadinessState):
                 front_r.event &= ~WRITABLE
                 front_r.interest = WRITABLE | HUP | ERROR
                 return SessionResult.CONTINUE
+            failure: Exception = SSL.Error(f"handshake failed (SSL_get_error {error})")
             try:
                 conn._raise_ssl_error(ssl, rc)
-                raise SSL.Error(f"handshake failed (SSL_get_error {error})")
             except SSL.Error as exc:
-                self._fail(session, exc)
-                return SessionResult.CLOSE
-        alpn = self.conn.get_alpn_proto_negotiated() or None
+                failure = exc
+            self._fail(session, failure)
+            return SessionResult.CLOSE
+        alpn = conn.get_alpn_proto_negotiated() or None
         self._record(session, alpn)
-        session.front = TlsSocketHandler(self.conn, session.front_socket, alpn)
+        session.front = TlsSocketHandler(conn, session.front_socket, alpn)
         # the next state may take the handshake's timer over as its own (HTTP does: both
         # bound the time to the first request); otherwise it goes
         timer = self.timer
@@ -591,13 +592,7 @@ class TlsHandshake(FrontReadinessState):
                 f"tls.version.{version}", f"tls.cipher.{cipher}",
                 f"tls.alpn.{alpn.decode('ascii', 'replace') if alpn else 'none'}",
             )
-        if metrics.drain is None:  # Metrics.incr without a call per name
-            counters = metrics.counters
-            for name in names:
-                counters[name] += 1
-        else:
-            for name in names:
-                metrics.incr(name)
+        metrics.incr_each(names)
         if _lib.SSL_session_reused(ssl):
             metrics.incr("tls.resumed")
         served = conn.get_app_data()

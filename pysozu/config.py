@@ -816,25 +816,21 @@ class _Builder:
         if not isinstance(raw, dict):
             raise self.error(("metrics",), "must be a table")
         out: dict[str, Any] = {}
+        # prometheus_address is pysozu's own: served by the main process
+        addresses = {"address": "metrics_address",
+                     "prometheus_address": "metrics_prometheus_address"}
         for key, value in raw.items():
-            if key == "address":
+            if key in addresses:
                 address = self.value(("metrics", key), value, "nonempty_str")
                 try:
                     parse_address(address)
                 except CommandError as exc:
                     raise self.error(("metrics", key), str(exc)) from None
-                out["metrics_address"] = address
+                out[addresses[key]] = address
             elif key == "tagged_metrics":
                 out["metrics_tagged"] = self.value(("metrics", key), value, "bool")
             elif key == "prefix":
                 out["metrics_prefix"] = self.value(("metrics", key), value, "nonempty_str")
-            elif key == "prometheus_address":  # pysozu's own: served by the main process
-                address = self.value(("metrics", key), value, "nonempty_str")
-                try:
-                    parse_address(address)
-                except CommandError as exc:
-                    raise self.error(("metrics", key), str(exc)) from None
-                out["metrics_prometheus_address"] = address
             else:
                 raise self.error(("metrics", key), "unknown key for metrics")
         return out

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 log = logging.getLogger("pysozu.metrics")
@@ -205,6 +206,15 @@ class Metrics:
         self.counters[name] += value
         if self.drain is not None:
             self.drain.line("c", (name, None, None), value)
+
+    def incr_each(self, names: Iterable[str]) -> None:
+        """``incr`` of each name, one call for all (a TLS handshake counts several)."""
+        counters = self.counters
+        drain = self.drain
+        for name in names:
+            counters[name] += 1
+            if drain is not None:
+                drain.line("c", (name, None, None), 1)
 
     def incr_scoped(
         self, name: str, cluster_id: str | None, backend_id: str | None = None, value: int = 1

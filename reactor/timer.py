@@ -163,10 +163,7 @@ class Timeout:
     def close(self) -> None:
         """Cancel for good, and let go of the callback: an owner's bound method there
         makes a reference cycle that only the garbage collector would free."""
-        entry = self._entry
-        if entry is not None:
-            self._timers.cancel(entry)
-            self._entry = None
+        self.cancel()
         self.callback = _noop
 
     @property
