@@ -6,8 +6,10 @@ one dict operation; nothing is formatted on the hot path.
 
 Latencies go to ``Histogram``: log-linear buckets (8 per power of two, so every value is
 within 9 % of its bucket's bound) over microseconds, with exact count, sum, min and max. It
-answers percentiles in O(buckets) and costs one ``bit_length`` and a dict increment per
-sample, with memory bounded by the range of values, not their number.
+answers percentiles in O(buckets). A sample costs one list append: samples wait unsorted
+(at most ``Histogram.PENDING`` of them) and are folded into the buckets in bulk, when the
+histogram is read or the list is full, so memory stays bounded by the range of values, not
+their number.
 
 Each metric can be global or scoped to a cluster, or a cluster and a backend: the key is
 ``(name, cluster_id, backend_id)``, ``None`` where unscoped.
@@ -59,15 +61,21 @@ _PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 class Histogram:
     """Log-linear histogram of non-negative integers (see module docstring)."""
 
-    __slots__ = ("buckets", "count", "max", "min", "total")
+    __slots__ = ("_count", "_max", "_min", "_total", "buckets", "pending")
     SUB = 8  # buckets per power of two
+    #: samples kept unsorted before they are folded into the buckets
+    PENDING = 1024
 
     def __init__(self) -> None:
         self.buckets: defaultdict[int, int] = defaultdict(int)
-        self.count = 0
-        self.total = 0
-        self.min = 0
-        self.max = 0
+        #: samples not folded yet: ``record`` is one append on the proxy's hot path (two
+        #: samples per request); the buckets are brought up to date when read, or when
+        #: this list reaches ``PENDING`` (memory stays bounded)
+        self.pending: list[int] = []
+        self._count = 0
+        self._total = 0
+        self._min = 0
+        self._max = 0
 
     @classmethod
     def bucket_of(cls, value: int) -> int:
@@ -87,19 +95,55 @@ class Histogram:
         return ((top + 1) << shift) - 1
 
     def record(self, value: int) -> None:
-        if value < 0:
-            value = 0
-        if self.count == 0 or value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
-        self.count += 1
-        self.total += value
-        if value < 8:  # bucket_of, inlined: two samples per proxied request
-            self.buckets[value] += 1
-        else:
-            shift = value.bit_length() - 4
-            self.buckets[(shift << 3) + (value >> shift)] += 1
+        pending = self.pending
+        pending.append(value)
+        if len(pending) >= self.PENDING:
+            self.fold()
+
+    def fold(self) -> None:
+        """Count the pending samples into the buckets, min, max and sum."""
+        pending = self.pending
+        if not pending:
+            return
+        low = min(pending)
+        if low < 0:
+            pending = [v if v > 0 else 0 for v in pending]
+            low = 0
+        high = max(pending)
+        if self._count == 0 or low < self._min:
+            self._min = low
+        if high > self._max:
+            self._max = high
+        self._count += len(pending)
+        self._total += sum(pending)
+        buckets = self.buckets
+        for value in pending:
+            if value < 8:
+                buckets[value] += 1
+            else:
+                shift = value.bit_length() - 4  # bucket_of, inlined
+                buckets[(shift << 3) + (value >> shift)] += 1
+        self.pending = []
+
+    @property
+    def count(self) -> int:
+        self.fold()
+        return self._count
+
+    @property
+    def total(self) -> int:
+        self.fold()
+        return self._total
+
+    @property
+    def min(self) -> int:
+        self.fold()
+        return self._min
+
+    @property
+    def max(self) -> int:
+        self.fold()
+        return self._max
 
     def percentile(self, p: float) -> int:
         """An upper bound within one bucket (≤ 12.5 %) of the ``p``-th percentile."""

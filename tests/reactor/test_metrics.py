@@ -36,6 +36,20 @@ def test_percentiles_match_sorted_samples_within_bucket_error():
     assert summary["sum"] == sum(values)
 
 
+def test_histogram_pending_samples_are_bounded_and_read_back():
+    h = Histogram()
+    for v in range(Histogram.PENDING * 3 + 5):
+        h.record(v)
+        assert len(h.pending) < Histogram.PENDING  # folded as it fills: memory is bounded
+    assert h.pending  # the last few still wait...
+    assert h.count == Histogram.PENDING * 3 + 5  # ...and reading counts them
+    assert not h.pending
+    h.record(-7)  # a clock step backwards counts as zero
+    h.record(3)
+    assert (h.min, h.max, h.count) == (0, Histogram.PENDING * 3 + 4, Histogram.PENDING * 3 + 7)
+    assert h.total == sum(range(Histogram.PENDING * 3 + 5)) + 3
+
+
 def test_empty_histogram():
     assert Histogram().percentile(99) == 0
     assert Histogram().summary()["count"] == 0
