@@ -107,7 +107,7 @@ from pysozu.reactor.session import (
     SocketResult,
     StateMachineSession,
 )
-from pysozu.reactor.timer import Timeout
+from pysozu.reactor.timer import UNARMED, Timeout
 
 from .access_log import AccessLogger, AccessRecord
 from .answers import ANSWER_STATUSES, Answers, Template
@@ -713,8 +713,8 @@ class Http(SessionState):
             front_timeout.reuse(config.request_timeout, self._front_timed_out)
         self.front_timeout = front_timeout
         front_timeout.set()
-        self.back_timeout = Timeout(timers, config.back_timeout, self._back_timed_out)
-        self.connect_timeout = Timeout(timers, config.connect_timeout, self._connect_timed_out)
+        # made when a backend is first opened (``_backend_timeouts``)
+        self.back_timeout = self.connect_timeout = UNARMED
 
     # -- readiness ----------------------------------------------------------------------------
     def update_readiness(self, token: int, events: int) -> None:
@@ -1533,12 +1533,21 @@ class Http(SessionState):
             self.back_r.interest = WRITABLE | HUP | ERROR
             self.connect_started = server.now
             server.register(self.back_token, self.session, self.back_r.interest)
+            if self.connect_timeout is UNARMED:
+                self._backend_timeouts()
             self.connect_timeout.set()
             return
         self.metrics.incr(m.NO_BACKEND)
         if not upstreams.can_open_any(cluster_id):
             upstreams.no_backend(cluster_id)
         self._answer(503, message="no backend could take the request", close=False)
+
+    def _backend_timeouts(self) -> None:
+        """Give this session its own backend timers, on its first backend connection (a
+        session that never opens one never pays for them)."""
+        timers, config = self.timers, self.config
+        self.back_timeout = Timeout(timers, config.back_timeout, self._back_timed_out)
+        self.connect_timeout = Timeout(timers, config.connect_timeout, self._connect_timed_out)
 
     def _check_connect(self) -> bool:
         sock = self.back_sock

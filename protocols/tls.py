@@ -419,6 +419,11 @@ _WANT_READ = _lib.SSL_ERROR_WANT_READ
 _WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 _ZERO_RETURN = _lib.SSL_ERROR_ZERO_RETURN
 _WANT_IO = frozenset((_WANT_READ, _WANT_WRITE))
+_SSL_get0_alpn_selected = _lib.SSL_get0_alpn_selected
+#: out-parameters of ``SSL_get0_alpn_selected``, made once: read right after the call, with
+#: no Python code in between that could let another worker thread in
+_ALPN_DATA = _ffi.new("unsigned char **")
+_ALPN_LEN = _ffi.new("unsigned int *")
 
 
 def _read_error(conn: SSL.Connection, ssl: Any, rc: int) -> SocketResult:
@@ -561,7 +566,8 @@ class TlsHandshake(FrontReadinessState):
                 failure = exc
             self._fail(session, failure)
             return SessionResult.CLOSE
-        alpn = conn.get_alpn_proto_negotiated() or None
+        _SSL_get0_alpn_selected(ssl, _ALPN_DATA, _ALPN_LEN)  # get_alpn_proto_negotiated
+        alpn = _ffi.buffer(_ALPN_DATA[0], _ALPN_LEN[0])[:] if _ALPN_LEN[0] else None
         self._record(session, alpn)
         session.front = TlsSocketHandler(conn, session.front_socket, alpn)
         # the next state may take the handshake's timer over as its own (HTTP does: both

@@ -178,3 +178,31 @@ class Timeout:
             return
         self._entry = None
         self.callback()
+
+
+class UnarmedTimeout(Timeout):
+    """Stands in for a timeout its owner may never need, so that owner does not build one
+    per connection: an HTTP session's backend timers before it opens a backend (a client
+    that only handshakes never does). Touching, cancelling and closing it cost nothing;
+    arming it is a bug, and says so. One instance (``UNARMED``) serves every owner."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:  # no timers: nothing is ever scheduled
+        self.last = 0.0
+        self.duration = 0.0
+        self.callback = _noop
+        self._entry = None
+
+    def set(self, duration: float | None = None) -> None:
+        raise RuntimeError("an unarmed timeout cannot be set: give the owner a Timeout first")
+
+    def reuse(self, duration: float, callback: Callable[[], None]) -> Timeout:
+        raise RuntimeError("an unarmed timeout cannot be reused")
+
+    def touch(self) -> None:
+        pass
+
+
+#: the shared stand-in (see ``UnarmedTimeout``)
+UNARMED = UnarmedTimeout()

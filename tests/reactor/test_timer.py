@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from pysozu.reactor.timer import Timeout, Timers
+import pytest
+
+from pysozu.reactor.timer import UNARMED, Timeout, Timers
 
 
 class FakeClock:
@@ -132,3 +134,17 @@ def test_timeout_close_releases_its_callback():
     finally:
         gc.enable()
     assert advance(timers, clock, 20) == 0
+
+
+def test_unarmed_timeout_is_inert_and_refuses_to_arm():
+    timers = Timers(clock=lambda: 100.0)
+    UNARMED.touch()
+    UNARMED.last = 5.0  # an owner's touch() written as an attribute store: harmless
+    UNARMED.cancel()
+    UNARMED.close()
+    assert not UNARMED.armed and len(timers) == 0
+    with pytest.raises(RuntimeError):
+        UNARMED.set()
+    with pytest.raises(RuntimeError):
+        UNARMED.reuse(1.0, lambda: None)
+    assert not UNARMED.armed
