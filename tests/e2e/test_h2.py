@@ -389,6 +389,11 @@ def test_urgency_orders_what_the_connection_window_lets_out(proxy, make_http_bac
         urgent = client.request("/big/20000", headers=[("priority", "u=0")])
         while client.responses[lazy].status is None or client.responses[urgent].status is None:
             client.read_once()
+        # both bodies wholly queued in the proxy before the window opens: the order is then
+        # the scheduler's alone (with part of the urgent body still on its way from the
+        # backend, sending the lazy one meanwhile is right, and the test would wait forever)
+        wait_for(lambda: in_worker(proxy, lambda: _queued(proxy, (lazy, urgent))) == 40000,
+                 what="both response bodies queued in the proxy")
         order = []
         client.conn.increment_flow_control_window(30000)
         client.flush()
@@ -419,6 +424,15 @@ def test_a_slow_client_holds_the_backend_back_with_bounded_memory(proxy, make_ht
         assert 0 < held <= 64 * 1024 + 16384  # what a stream may hold beyond the windows
         assert backend.sent_bytes < size // 4  # the backend waits on full socket buffers
         assert len(client.responses[sid].body) <= 16384
+
+
+def _queued(proxy, ids) -> int:
+    """Bytes of response DATA the proxy holds for the streams ``ids`` of its connection."""
+    from pysozu.protocols.http2 import Http2
+
+    return sum(stream.out_bytes for s in proxy.worker.server.sessions
+               if isinstance(getattr(s, "state", None), Http2)
+               for sid, stream in s.state.streams.items() if sid in ids)
 
 
 def _stream_output(proxy) -> int:
