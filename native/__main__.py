@@ -1,4 +1,6 @@
-"""``python -m pysozu.native [-v]``: build the C scanner in place and say what is in use."""
+"""``python -m pysozu.native [-v] [--compile]``: build the C scanner in place (and, with
+``--compile``, the mypyc build of the hot modules: ``pysozu.native.compiled``) and say what
+is in use."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import sys
 import warnings
 
 from pysozu import native
+from pysozu.native import compiled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Build pysozu's C head scanner (cffi) into the installed package.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show the compiler")
+    parser.add_argument("--compile", action="store_true",
+                        help="also compile the hot modules with mypyc (needs mypy installed)")
     args = parser.parse_args(argv)
     was_loaded = native.AVAILABLE
     with warnings.catch_warnings(record=True) as caught:
@@ -33,6 +38,19 @@ def main(argv: list[str] | None = None) -> int:
         print("SIMD: SSE4.2 path active")
     else:
         print("SIMD: not active (scalar C path: this CPU or platform has no SSE4.2)")
+    if args.compile:
+        try:
+            out = compiled.build(verbose=args.verbose)
+        except compiled.BuildError as e:
+            print(f"cannot compile the hot modules: {e}", file=sys.stderr)
+            print("pysozu keeps working with their Python sources.", file=sys.stderr)
+            return 1
+        print(f"compiled {len(compiled.MODULES)} modules into {out}: new processes load them "
+              "(PYSOZU_COMPILED=0 turns them off)")
+    elif compiled.ACTIVE:
+        print(f"compiled modules in use: {len(compiled.ACTIVE)}")
+    else:
+        print(f"compiled modules: not in use ({compiled.REASON})")
     return 0
 
 

@@ -77,8 +77,9 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
+from mypy_extensions import mypyc_attr
 from OpenSSL import SSL
 
 from pysozu.parser import (
@@ -410,7 +411,7 @@ def _after_handshake(
         return Http2(session, proxy, config)
     handoff = session.handoff_timeout  # the handshake's timer: it becomes the request timer
     session.handoff_timeout = None
-    return Http(session, proxy, config, handoff)  # type: ignore[arg-type]
+    return Http(session, proxy, config, handoff)
 
 
 class HttpExpectProxy(FrontReadinessState):
@@ -522,6 +523,7 @@ class HttpExpectProxy(FrontReadinessState):
         return f"HttpExpectProxy(read={self.read})"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Http(SessionState):
     """The HTTP/1.1 request/response machine (see the module docstring)."""
 
@@ -529,8 +531,8 @@ class Http(SessionState):
     NAME = "http"
     #: take the usual response by ``_fast_response``, and rewrite the usual request head
     #: without the header walk (tests compare both paths)
-    FAST_RESPONSES = True
-    FAST_REQUESTS = True
+    FAST_RESPONSES: ClassVar[bool] = True
+    FAST_REQUESTS: ClassVar[bool] = True
     # ~70 attributes per connection: slots keep an idle keep-alive connection small
     __slots__ = (
         "answer_close",
@@ -616,12 +618,13 @@ class Http(SessionState):
     )
 
 
-    def __init__(self, session: HttpSession, proxy: HttpProxy, config: HttpListenerConfig,
+    # Any, not HttpSession: http2's StreamHttp passes an H2Stream (duck-typed); mypyc checks
+    def __init__(self, session: Any, proxy: HttpProxy, config: HttpListenerConfig,
                  front_timeout: Timeout | None = None):
         """``front_timeout``: an armed timeout to take over as the request timer (the TLS
         handshake's, see ``StateMachineSession.handoff_timeout``) instead of a new one."""
-        server = session.server
-        self.session = session
+        server: Server = session.server
+        self.session: Any = session
         self.server = server
         self.proxy = proxy
         self.upstreams = proxy.upstreams
@@ -714,7 +717,8 @@ class Http(SessionState):
         self.front_timeout = front_timeout
         front_timeout.set()
         # made when a backend is first opened (``_backend_timeouts``)
-        self.back_timeout = self.connect_timeout = UNARMED
+        self.back_timeout: Timeout = UNARMED
+        self.connect_timeout: Timeout = UNARMED
 
     # -- readiness ----------------------------------------------------------------------------
     def update_readiness(self, token: int, events: int) -> None:
@@ -733,7 +737,7 @@ class Http(SessionState):
         return NONE
 
     # -- the pump -----------------------------------------------------------------------------
-    def ready(self, session: StateMachineSession) -> SessionResult:
+    def ready(self, session: Any) -> SessionResult:
         front_r = self.front_r
         back_r = self.back_r
         for _ in range(MAX_LOOP_ITERATIONS):
@@ -2105,7 +2109,7 @@ class Http(SessionState):
         ))
 
     #: the access log's protocol: (cleartext, over TLS)
-    PROTOCOL_NAMES = ("HTTP", "HTTPS")
+    PROTOCOL_NAMES: ClassVar[tuple[str, str]] = ("HTTP", "HTTPS")
 
     def _protocol_info(self) -> tuple[str, str | None, str | None, str | None, str | None]:
         """(protocol, SNI, TLS version, cipher, ALPN) for the access log."""
@@ -2213,7 +2217,7 @@ class Http(SessionState):
         self.server.run_session(session)
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def upgrade(self, session: StateMachineSession) -> SessionState | None:
+    def upgrade(self, session: Any) -> SessionState | None:
         """After a 101: the connection becomes a byte pipe (WebSocket); after HTTP/2's
         preface: the HTTP/2 state, fed what was read."""
         if self.h2_preread is not None:
@@ -2256,7 +2260,7 @@ class Http(SessionState):
         self.metrics.gauge_add("protocol.ws", 1)
         return pipe
 
-    def _pipe_closed(self, session: StateMachineSession, pipe: Pipe) -> None:
+    def _pipe_closed(self, session: Any, pipe: Pipe) -> None:
         """The pipe that replaced this state closes: release what this state still owns."""
         self._release_ip_slots()
         self.metrics.gauge_add("protocol.ws", -1)
@@ -2273,7 +2277,7 @@ class Http(SessionState):
                 self.upstreams.connection_closed(self.back_cluster, self.backend)
             self.back_sock = None
 
-    def shutting_down(self, session: StateMachineSession) -> bool:
+    def shutting_down(self, session: Any) -> bool:
         """Soft stop: an idle keep-alive client can go; one in a request finishes it first,
         and a new one gets its first request served (it may be on its way: the connection
         was accepted before the listener closed, bounded by the request timeout)."""
@@ -2291,7 +2295,7 @@ class Http(SessionState):
             self.proxy.ip_limiter.release(cluster_id, ip)
         self.ip_clusters = ()
 
-    def close(self, session: StateMachineSession) -> None:
+    def close(self, session: Any) -> None:
         self._release_ip_slots()
         self.front_timeout.close()
         self.back_timeout.close()

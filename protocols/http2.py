@@ -231,7 +231,7 @@ class StreamHttp(Http):
     def park_backend(self) -> None:
         """The stream is done: leave an idle keep-alive backend connection to the next
         streams instead of closing it."""
-        owner: Http2 = self.session.owner  # type: ignore[attr-defined]
+        owner: Http2 = self.session.owner
         backend = self.backend
         sock = self.back_sock
         if (self.back_status != _CONNECTED or not self.resp_done or self.back_eof
@@ -250,7 +250,7 @@ class StreamHttp(Http):
         self.back_token = -1
 
     def _adopt_backend(self) -> bool:
-        owner: Http2 = self.session.owner  # type: ignore[attr-defined]
+        owner: Http2 = self.session.owner
         cluster_id = self.cluster_id
         for parked in owner.parked:
             if parked.cluster_id == cluster_id and parked.sock is not None:
@@ -278,7 +278,7 @@ class StreamHttp(Http):
         return True
 
     def _acquire_ip_slot(self, cluster_id: str, cluster: Any) -> bool:
-        owner: Http2 = self.session.owner  # type: ignore[attr-defined]
+        owner: Http2 = self.session.owner
         if cluster_id in owner.ip_clusters:
             return True
         if not super()._acquire_ip_slot(cluster_id, cluster):
@@ -289,19 +289,19 @@ class StreamHttp(Http):
         return True
 
     def _tls_front(self) -> TlsSocketHandler | None:
-        front = self.session.owner.front  # type: ignore[attr-defined]
+        front = self.session.owner.front
         return front if isinstance(front, TlsSocketHandler) else None
 
     # what HTTP/1.1 keeps per connection is kept once per HTTP/2 connection, not per stream
     def _local_port(self) -> int:
-        owner: Http2 = self.session.owner  # type: ignore[attr-defined]
+        owner: Http2 = self.session.owner
         port = owner.local_port
         if not port:
             port = owner.local_port = super()._local_port()
         return port
 
     def _forwarding_block(self, cache: Any) -> bytes:
-        owner: Http2 = self.session.owner  # type: ignore[attr-defined]
+        owner: Http2 = self.session.owner
         if owner.forwarding_src is not cache:
             owner.forwarding = super()._forwarding_block(cache)
             owner.forwarding_src = cache
@@ -727,7 +727,7 @@ class Http2(SessionState):
             return
         stream.last_event = self.server.now
         try:
-            result = http.ready(stream)  # type: ignore[arg-type]
+            result = http.ready(stream)
         except Exception:
             log.exception("stream %d of %s failed", stream.id, self.session.print_session())
             self.metrics.incr("session.errors")
@@ -764,7 +764,7 @@ class Http2(SessionState):
             stream.http = None
             if park:
                 http.park_backend()
-            http.close(stream)  # type: ignore[arg-type]
+            http.close(stream)
 
     def _reset(self, stream: H2Stream, code: ErrorCode) -> None:
         self.conn.reset_stream(stream.id, code)

@@ -121,6 +121,8 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 __all__ = [
     "Frontend",
     "PathRule",
@@ -170,6 +172,7 @@ class PathRule:
         return cls(PathRuleKind.EQUALS, value)
 
 
+@mypyc_attr(native_class=False)  # mypyc bug: dataclass + Generic (mypyc/mypyc#827)
 @dataclass(frozen=True, slots=True)
 class Frontend(Generic[R]):
     """One frontend rule (the routing fields of Sōzu's ``RequestHttpFrontend``).

@@ -15,6 +15,15 @@ Layers (imports go downwards only)::
 
 from __future__ import annotations
 
+# before anything else of the package is imported: the compiled build of the hot modules,
+# when one was made and matches the sources (see pysozu.native.compiled)
+try:
+    from pysozu.native import compiled as _compiled
+except ImportError:  # no pysozu.native at all: pure Python throughout
+    pass
+else:
+    _compiled.install()
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]

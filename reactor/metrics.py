@@ -26,7 +26,7 @@ import logging
 import socket
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar, Final
 
 log = logging.getLogger("pysozu.metrics")
 
@@ -62,9 +62,9 @@ class Histogram:
     """Log-linear histogram of non-negative integers (see module docstring)."""
 
     __slots__ = ("_count", "_max", "_min", "_total", "buckets", "pending")
-    SUB = 8  # buckets per power of two
+    SUB: Final = 8  # buckets per power of two
     #: samples kept unsorted before they are folded into the buckets
-    PENDING = 1024
+    PENDING: Final = 1024
 
     def __init__(self) -> None:
         self.buckets: defaultdict[int, int] = defaultdict(int)
@@ -173,7 +173,7 @@ class Histogram:
 class StatsdDrain:
     """Batches StatsD lines and sends them over UDP (see module docstring)."""
 
-    MAX_DATAGRAM = 1400
+    MAX_DATAGRAM: ClassVar[int] = 1400
 
     def __init__(self, address: tuple[str, int], prefix: str = "pysozu", tagged: bool = True):
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET

@@ -26,7 +26,9 @@ from __future__ import annotations
 import enum
 import socket
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mypy_extensions import mypyc_attr
 
 from .readiness import HUP, NONE, READABLE, WRITABLE, Readiness, ready_str
 from .timer import Timeout
@@ -66,6 +68,7 @@ class SocketResult(enum.Enum):
     ERROR = 3
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SocketHandler:
     """Non-blocking byte I/O on one socket; subclasses add TLS.
 
@@ -137,6 +140,7 @@ class SocketHandler:
             pass
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ProxySession:
     """What the reactor stores under each of a connection's tokens.
 
@@ -145,7 +149,7 @@ class ProxySession:
     """
 
     #: Name used in metrics and in ``print_session`` (``"tcp"``, ``"http"``, ...).
-    protocol: str = "custom"
+    protocol: ClassVar[str] = "custom"
 
     frontend_token: int
     server: Server
@@ -181,6 +185,7 @@ class ProxySession:
         return f"{type(self).__name__}(front={self.frontend_token})"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SessionState:
     """One protocol step of a ``StateMachineSession``.
 
@@ -190,9 +195,9 @@ class SessionState:
 
     __slots__ = ()  # subclasses may declare slots (hot, per-connection objects)
 
-    RANK: int = 0
+    RANK: ClassVar[int] = 0
     #: Name used in metrics gauges (``protocol.<name>``) and ``print_state``.
-    NAME: str = "custom"
+    NAME: ClassVar[str] = "custom"
 
     def ready(self, session: StateMachineSession) -> SessionResult:
         raise NotImplementedError
@@ -226,6 +231,7 @@ class SessionState:
 StateFactory = Callable[["StateMachineSession"], SessionState]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class FrontReadinessState(SessionState):
     """Base for states that only deal with the frontend socket: keeps its ``Readiness``."""
 
@@ -243,6 +249,7 @@ class FrontReadinessState(SessionState):
         return self.front_readiness.interest if token == self.front_token else NONE
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class StateMachineSession(ProxySession):
     """A session made of one frontend socket and a forward-only chain of states.
 
