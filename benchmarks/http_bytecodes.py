@@ -21,12 +21,17 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import socket
 import subprocess
 import sys
 import threading
 from types import FrameType
 from typing import Any
+
+# the Python sources are what is counted: a compiled build (pysozu.native.compiled) runs
+# no bytecode to count
+os.environ["PYSOZU_COMPILED"] = "0"
 
 from pysozu.reactor.channel import Channel
 from pysozu.worker import Worker

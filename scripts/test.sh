@@ -20,4 +20,20 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install -q -e '.[test]'
-exec .venv/bin/python -m pytest "$@"
+if [ "${PYSOZU_COMPILED:-}" = 0 ]; then
+    exec .venv/bin/python -m pytest "$@"  # the pure Python sources only
+fi
+# The compiled build of the hot modules (pysozu.native.compiled, mypyc) is made here and
+# the suite runs on it; then, for a whole run, the unit tests and the HTTP/1.1 end-to-end
+# tests run again on the pure Python sources (what an install runs until it compiles).
+# PYSOZU_COMPILED=0 scripts/test.sh runs everything on the sources alone.
+if ! .venv/bin/python -m pysozu.native --compile >/dev/null; then
+    echo "scripts/test.sh: the compiled build failed (above); PYSOZU_COMPILED=0 skips it" >&2
+    exit 1
+fi
+.venv/bin/python -m pytest "$@"
+if [ "$#" -eq 0 ]; then
+    echo "--- again on the pure Python sources (PYSOZU_COMPILED=0)"
+    PYSOZU_COMPILED=0 .venv/bin/python -m pytest tests/parser tests/reactor tests/protocols \
+        tests/native tests/e2e/test_http*.py
+fi

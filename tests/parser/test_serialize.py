@@ -48,7 +48,10 @@ def request_fields(data: bytes) -> tuple[object, ...]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(method=token, target=target, hdrs=headers, extra=framing, minor=st.sampled_from([0, 1]),
+# CONNECT takes an authority, never the origin-form targets made here (the serializer
+# refuses that pair, as the parser does: hypothesis finds it now and then)
+@given(method=token.filter(lambda m: m != b"CONNECT"), target=target, hdrs=headers,
+       extra=framing, minor=st.sampled_from([0, 1]),
        host=st.sampled_from([b"example.com", b"a.example:8080", b"[::1]", b""]))
 def test_request_round_trip(method: bytes, target: bytes, hdrs: list[tuple[bytes, bytes]],
                             extra: list[tuple[bytes, bytes]], minor: int, host: bytes) -> None:
