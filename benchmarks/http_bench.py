@@ -1,7 +1,7 @@
 """HTTP reverse-proxy benchmark: pysozu against nginx, HAProxy and proxy.py, with wrk.
 
     .venv/bin/python benchmarks/http_bench.py [--duration 10] [--connections 50] [--rounds 3]
-        [--only direct,pysozu,nginx,haproxy,proxy.py] [--chart docs/http_bench.png]
+        [--only direct,pysozu,pysozu-pure,nginx,haproxy,proxy.py] [--chart docs/http_bench.png]
         [--json results.json] [--no-install] [--no-pin]
 
 What is measured: requests per second and the 50th/99th latency percentiles that ``wrk -t1
@@ -12,7 +12,10 @@ machine while it is measured, all on 127.0.0.1 with free ports:
 
 - ``direct``: wrk against the backend itself, the ceiling of this layout;
 - ``pysozu``: ``python -m pysozu start -c <toml> --log-level warning``, one worker, no access
-  log (``access_logs_target`` unset), a PRE ``*`` frontend to one backend;
+  log (``access_logs_target`` unset), a PRE ``*`` frontend to one backend, on its compiled
+  build (``pysozu.native.compiled``, made by the install step when missing or stale; the
+  report says which build ran);
+- ``pysozu-pure``: the same on its Python sources (``PYSOZU_COMPILED=0``);
 - ``nginx``: 1 worker, ``proxy_http_version 1.1``, ``proxy_set_header Connection ""`` and an
   upstream ``keepalive`` pool, access log off (what nginx users deploy);
 - ``haproxy``: ``nbthread 1``, ``mode http``, ``option http-keep-alive``, no logging;
@@ -70,8 +73,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONTENDERS = ("direct", "pysozu", "nginx", "haproxy", "proxy.py")
+CONTENDERS = ("direct", "pysozu", "pysozu-pure", "nginx", "haproxy", "proxy.py")
 PROXIES = CONTENDERS[1:]
+#: pysozu as measured: its compiled build (made by ``install``), and its Python sources
+MINE = ("pysozu", "pysozu-pure")
 MODES = ("keep-alive", "close")
 #: the command each contender needs (besides this interpreter)
 NEEDS: dict[str, str] = {"direct": "nginx", "nginx": "nginx", "haproxy": "haproxy"}
@@ -93,6 +98,33 @@ def _run_quiet(cmd: list[str]) -> tuple[int, str]:
 def install() -> None:
     """Install the missing Debian commands and Python packages; report, never raise."""
     install_missing(APT_PACKAGES, PIP_PACKAGES)
+    ensure_compiled()
+
+
+def ensure_compiled() -> None:
+    """Make pysozu's compiled build (``python -m pysozu.native --compile``, mypyc) when there
+    is none that matches the sources; report, never raise."""
+    from pysozu.native import compiled
+
+    if isinstance(compiled._check(compiled.directory()), dict):
+        return
+    install_missing({}, {"mypyc": "mypy"})
+    print("install: python -m pysozu.native --compile", flush=True)
+    rc, out = _run_quiet([sys.executable, "-m", "pysozu.native", "--compile"])
+    if rc != 0:
+        print("install: the compiled build failed:\n" + textwrap.indent(out[-2000:], "  "))
+
+
+def pysozu_build() -> str:
+    """What ``pysozu`` runs in these benchmarks: its compiled build, or why not."""
+    from pysozu.native import compiled
+
+    found = compiled._check(compiled.directory())
+    if os.environ.get("PYSOZU_COMPILED") == "0" or os.environ.get("PYSOZU_PURE_PYTHON") == "1":
+        return "pysozu runs its Python sources (PYSOZU_COMPILED=0 or PYSOZU_PURE_PYTHON=1)"
+    if isinstance(found, dict):
+        return f"pysozu runs its compiled build ({len(compiled.MODULES)} modules, mypyc)"
+    return f"pysozu runs its Python sources: {found}"
 
 
 def install_missing(apt_packages: dict[str, str], pip_packages: dict[str, str],
@@ -286,9 +318,11 @@ def start_backend(workdir: Path, body: bytes, cpu: int | None, processes: int = 
     return _nginx("backend", conf, port, workdir, cpu)
 
 
-def start_pysozu(workdir: Path, backend: int, cpu: int | None, workers: int = 1) -> Server:
+def start_pysozu(workdir: Path, backend: int, cpu: int | None, workers: int = 1,
+                 compiled: bool = True) -> Server:
     """``pysozu start`` with ``workers`` worker processes (one by default: the contender
-    against one nginx worker)."""
+    against one nginx worker); ``compiled=False``: on its Python sources even where the
+    compiled build is there (``PYSOZU_COMPILED=0``)."""
     port = free_port()
     address = f"127.0.0.1:{port}"
     config = workdir / "pysozu.toml"
@@ -312,7 +346,13 @@ def start_pysozu(workdir: Path, backend: int, cpu: int | None, workers: int = 1)
     cmd = [sys.executable, "-m", "pysozu", "start", "-c", str(config), "--log-level", "warning"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    if not compiled:
+        env["PYSOZU_COMPILED"] = "0"
     return start("pysozu", pinned(cmd, cpu), port, workdir, env)
+
+
+def start_pysozu_pure(workdir: Path, backend: int, cpu: int | None) -> Server:
+    return start_pysozu(workdir, backend, cpu, compiled=False)
 
 
 def start_nginx_proxy(workdir: Path, backend: int, cpu: int | None) -> Server:
@@ -388,6 +428,7 @@ def start_proxypy(workdir: Path, backend: int, cpu: int | None) -> Server:
 
 STARTERS: dict[str, Callable[[Path, int, int | None], Server]] = {
     "pysozu": start_pysozu,
+    "pysozu-pure": start_pysozu_pure,
     "nginx": start_nginx_proxy,
     "haproxy": start_haproxy,
     "proxy.py": start_proxypy,
@@ -489,11 +530,12 @@ def ratios(kept: dict[tuple[str, str], Measure]) -> list[tuple[str, str, float]]
     """(name, mode, ratio of requests/s) for pysozu/other proxies and each proxy/direct."""
     out = []
     for mode in MODES:
-        mine = kept.get(("pysozu", mode))
-        for other in ("nginx", "haproxy", "proxy.py"):
-            theirs = kept.get((other, mode))
-            if mine and theirs and theirs.rps:
-                out.append((f"pysozu / {other}", mode, mine.rps / theirs.rps))
+        for me in MINE:
+            mine = kept.get((me, mode))
+            for other in ("nginx", "haproxy", "proxy.py"):
+                theirs = kept.get((other, mode))
+                if mine and theirs and theirs.rps:
+                    out.append((f"{me} / {other}", mode, mine.rps / theirs.rps))
         direct = kept.get(("direct", mode))
         for proxy in PROXIES:
             m = kept.get((proxy, mode))
@@ -507,19 +549,19 @@ def print_report(kept: dict[tuple[str, str], Measure], all_measures: list[Measur
     print()
     print(f"HTTP reverse proxies, wrk -t1 -c{args.connections} -d{args.duration:g}s, "
           f"{args.body_size}-byte body; {args.keep} of {args.rounds} round(s)")
-    header = f"{'contender':<10} {'mode':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}  errors"
+    header = f"{'contender':<12} {'mode':<10} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}  errors"
     print(header)
     print("-" * len(header))
     for mode in MODES:
         for name in CONTENDERS:
             m = kept.get((name, mode))
             if m:
-                print(f"{name:<10} {mode:<10} {m.rps:10.0f} {m.p50_ms:8.2f} {m.p99_ms:8.2f}  "
+                print(f"{name:<12} {mode:<10} {m.rps:10.0f} {m.p50_ms:8.2f} {m.p99_ms:8.2f}  "
                       f"{_fmt_errors(m)}")
     print()
     print("ratios of requests/s:")
     for name, mode, ratio in ratios(kept):
-        print(f"  {name:<20} {mode:<10} {ratio:6.2f}")
+        print(f"  {name:<25} {mode:<10} {ratio:6.2f}")
     if args.rounds > 1:
         print()
         print("every round (req/s):")
@@ -527,16 +569,18 @@ def print_report(kept: dict[tuple[str, str], Measure], all_measures: list[Measur
             for name in CONTENDERS:
                 rs = [m.rps for m in all_measures if m.contender == name and m.mode == mode]
                 if rs:
-                    print(f"  {name:<10} {mode:<10} " + " ".join(f"{r:8.0f}" for r in rs))
+                    print(f"  {name:<12} {mode:<10} " + " ".join(f"{r:8.0f}" for r in rs))
     print()
-    ka = kept.get(("pysozu", "keep-alive"))
-    for other, target in (("nginx", 0.5), ("proxy.py", 10.0)):
-        theirs = kept.get((other, "keep-alive"))
-        if ka and theirs and theirs.rps:
-            ratio = ka.rps / theirs.rps
-            verdict = "met" if ratio >= target else "NOT met"
-            print(f"target pysozu >= {target:g}x {other} (keep-alive req/s): {ratio:.2f}, "
-                  f"{verdict}")
+    print(pysozu_build())
+    for me in MINE:
+        ka = kept.get((me, "keep-alive"))
+        for other, target in (("nginx", 0.5), ("proxy.py", 10.0)):
+            theirs = kept.get((other, "keep-alive"))
+            if ka and theirs and theirs.rps:
+                ratio = ka.rps / theirs.rps
+                verdict = "met" if ratio >= target else "NOT met"
+                print(f"target {me} >= {target:g}x {other} (keep-alive req/s): {ratio:.2f}, "
+                      f"{verdict}")
 
 
 def draw_chart(kept: dict[tuple[str, str], Measure], path: Path, title: str) -> None:
