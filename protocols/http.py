@@ -77,7 +77,7 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 from OpenSSL import SSL
@@ -134,29 +134,42 @@ from .upstream import NO_RESOURCES, Upstreams
 
 log = logging.getLogger("pysozu.http")
 
-CONNECT_ATTEMPTS = 3
-_CONTINUE = SocketResult.CONTINUE
-_WOULD_BLOCK = SocketResult.WOULD_BLOCK
-_CLOSED = SocketResult.CLOSED
+CONNECT_ATTEMPTS: Final = 3
+_CONTINUE: Final = SocketResult.CONTINUE
+_WOULD_BLOCK: Final = SocketResult.WOULD_BLOCK
+_CLOSED: Final = SocketResult.CLOSED
 
 # phases
-HEAD, FORWARD, ANSWER = 0, 1, 2
+HEAD: Final = 0
+FORWARD: Final = 1
+ANSWER: Final = 2
 # backend connection status; the odd ones (bit ``_OPENING``) are before the connection can
 # carry a request, so the pump tells them from _CONNECTED with a single bit test
-_NONE, _CONNECTING, _CONNECTED, _TLS_HANDSHAKE = 0, 1, 2, 3
-_OPENING = 1
+_NONE: Final = 0
+_CONNECTING: Final = 1
+_CONNECTED: Final = 2
+_TLS_HANDSHAKE: Final = 3
+_OPENING: Final = 1
 
 # header ids from the scanner (parser/SCANNER.md)
-_H_CONNECTION, _H_HOST, _H_COOKIE, _H_KEEP_ALIVE = 3, 4, 7, 10
-_H_XFF, _H_FORWARDED, _H_XFP, _H_XFPORT, _H_XREALIP, _H_XREQID = 12, 13, 14, 15, 16, 17
-_IN_SERVICE = BackendStatus.NORMAL
+_H_CONNECTION: Final = 3
+_H_HOST: Final = 4
+_H_COOKIE: Final = 7
+_H_KEEP_ALIVE: Final = 10
+_H_XFF: Final = 12
+_H_FORWARDED: Final = 13
+_H_XFP: Final = 14
+_H_XFPORT: Final = 15
+_H_XREALIP: Final = 16
+_H_XREQID: Final = 17
+_IN_SERVICE: Final = BackendStatus.NORMAL
 #: id-mask bits of Connection and Keep-Alive, and of a second Connection line (SCANNER.md)
-_HOP_BITS = 1 << _H_CONNECTION | 1 << _H_KEEP_ALIVE | 1 << (18 + _H_CONNECTION)
-_CONNECTION_ONCE = 1 << _H_CONNECTION
+_HOP_BITS: Final = 1 << _H_CONNECTION | 1 << _H_KEEP_ALIVE | 1 << (18 + _H_CONNECTION)
+_CONNECTION_ONCE: Final = 1 << _H_CONNECTION
 _HSTS_NAME = frozenset((b"strict-transport-security",))
-_STATUS_CLASSES = tuple(f"http.status.{n}xx" for n in range(10))
+_STATUS_CLASSES: Final = tuple(f"http.status.{n}xx" for n in range(10))
 #: id-mask bits of the request headers every request may see rewritten
-_TOUCHED_IDS = (1 << _H_XFF | 1 << _H_FORWARDED | 1 << _H_XFP | 1 << _H_XFPORT
+_TOUCHED_IDS: Final = (1 << _H_XFF | 1 << _H_FORWARDED | 1 << _H_XFP | 1 << _H_XFPORT
                 | 1 << _H_XREQID)
 
 
@@ -174,13 +187,13 @@ def _simple_response() -> ResponseHead:
 
 #: ``resp`` of a response taken by ``_fast_response``: final, keep-alive, its body already
 #: framed (``resp_status`` has the real status); the general path reads no more than that
-_SIMPLE_RESPONSE = _simple_response()
+_SIMPLE_RESPONSE: Final = _simple_response()
 
 #: the request line of HTTP/2's connection preface (RFC 9113 §3.4)
-_H2_PREFACE_LINE = b"PRI * HTTP/2.0\r\n"
+_H2_PREFACE_LINE: Final[bytes] = b"PRI * HTTP/2.0\r\n"
 
 _ids = itertools.count(1)
-_ID_PREFIX = os.urandom(4).hex()
+_ID_PREFIX: Final = os.urandom(4).hex()
 
 
 def new_request_id() -> str:

@@ -119,7 +119,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from mypy_extensions import mypyc_attr
 
@@ -206,9 +206,9 @@ class RouterStats:
 # --------------------------------------------------------------------------------------------
 # Hostnames
 
-_LITERAL = 0
-_WILDCARD = 1
-_REGEX = 2
+_LITERAL: Final = 0
+_WILDCARD: Final = 1
+_REGEX: Final = 2
 
 _Label = tuple[int, str, re.Pattern[str] | None]  # (kind, text, compiled regex label)
 

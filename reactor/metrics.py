@@ -31,28 +31,29 @@ from typing import Any, ClassVar, Final
 log = logging.getLogger("pysozu.metrics")
 
 # -- names -----------------------------------------------------------------------------------
-CLIENT_CONNECTIONS = "client.connections"  # gauge: open frontend sessions
-ACCEPTED = "accept_queue.connections"  # counter: accepted sockets
-ACCEPT_BACKPRESSURE = "accept_queue.backpressure"  # gauge: 1 while max_connections is hit
-ACCEPT_EMFILE = "accept_queue.emfile"  # counter: accept failed for lack of descriptors
-BUFFER_IN_USE = "buffer.in_use"  # gauge
-BUFFER_EXHAUSTED = "buffer.exhausted"  # counter: session refused for want of a buffer
-ZOMBIES = "zombies"  # counter: sessions closed by the zombie sweep
-INFINITE_LOOP = "session.infinite_loop.error"  # counter: runaway session closed
-SESSION_ERRORS = "session.errors"  # counter: a session raised and was closed (a bug)
-BACKEND_CONNECTIONS = "backend.connections"  # gauge
-BACKEND_CONNECT_ERROR = "backend.connections.error"  # counter
-BACKEND_DOWN = "backend.down"  # counter
-BACKEND_UP = "backend.up"  # counter
-NO_BACKEND = "backend.unavailable"  # counter: no backend could be chosen
-CONNECT_TIMEOUT = "backend.connect_timeout"  # counter
-FRONT_TIMEOUT = "client.timeout"  # counter
-BACK_TIMEOUT = "backend.timeout"  # counter
-PROXY_PROTOCOL_ERRORS = "proxy_protocol.errors"  # counter: bad PROXY header, connection closed
-BYTES_IN = "bytes_in"  # counter: bytes read from clients
-BYTES_OUT = "bytes_out"  # counter: bytes written to clients
-CHANNEL_ERRORS = "channel.errors"  # counter: invalid frames on the command channel
-BACKEND_CONNECT_TIME = "backend_connection_time"  # histogram (µs): connect duration
+CLIENT_CONNECTIONS: Final = "client.connections"  # gauge: open frontend sessions
+ACCEPTED: Final = "accept_queue.connections"  # counter: accepted sockets
+ACCEPT_BACKPRESSURE: Final = "accept_queue.backpressure"  # gauge: 1 while max_connections is hit
+ACCEPT_EMFILE: Final = "accept_queue.emfile"  # counter: accept failed for lack of descriptors
+BUFFER_IN_USE: Final = "buffer.in_use"  # gauge
+BUFFER_EXHAUSTED: Final = "buffer.exhausted"  # counter: session refused for want of a buffer
+ZOMBIES: Final = "zombies"  # counter: sessions closed by the zombie sweep
+INFINITE_LOOP: Final = "session.infinite_loop.error"  # counter: runaway session closed
+SESSION_ERRORS: Final = "session.errors"  # counter: a session raised and was closed (a bug)
+BACKEND_CONNECTIONS: Final = "backend.connections"  # gauge
+BACKEND_CONNECT_ERROR: Final = "backend.connections.error"  # counter
+BACKEND_DOWN: Final = "backend.down"  # counter
+BACKEND_UP: Final = "backend.up"  # counter
+NO_BACKEND: Final = "backend.unavailable"  # counter: no backend could be chosen
+CONNECT_TIMEOUT: Final = "backend.connect_timeout"  # counter
+FRONT_TIMEOUT: Final = "client.timeout"  # counter
+BACK_TIMEOUT: Final = "backend.timeout"  # counter
+#: counter: bad PROXY header, connection closed
+PROXY_PROTOCOL_ERRORS: Final = "proxy_protocol.errors"
+BYTES_IN: Final = "bytes_in"  # counter: bytes read from clients
+BYTES_OUT: Final = "bytes_out"  # counter: bytes written to clients
+CHANNEL_ERRORS: Final = "channel.errors"  # counter: invalid frames on the command channel
+BACKEND_CONNECT_TIME: Final = "backend_connection_time"  # histogram (µs): connect duration
 
 Key = tuple[str, str | None, str | None]
 _PERCENTILES = (50.0, 90.0, 99.0, 99.9)

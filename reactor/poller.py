@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import select
 import selectors
-from typing import Protocol
+from typing import Final, Protocol
 
 from .readiness import ERROR, HUP, READ_HUP, READABLE, WRITABLE
 
-_EPOLL_MASK = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
-_KEEP = READABLE | WRITABLE | ERROR | HUP
-_RDHUP = select.EPOLLRDHUP
+_EPOLL_MASK: Final = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+_KEEP: Final = READABLE | WRITABLE | ERROR | HUP
+_RDHUP: Final = select.EPOLLRDHUP
 
 
 class Poller(Protocol):

@@ -16,18 +16,26 @@ the poller converts an epoll mask with one ``&``.
 from __future__ import annotations
 
 import select
+from typing import Final
 
-READABLE: int = select.EPOLLIN  # 0x001
-WRITABLE: int = select.EPOLLOUT  # 0x004
-ERROR: int = select.EPOLLERR  # 0x008
-HUP: int = select.EPOLLHUP  # 0x010
+# Literals, so that compiled code (``pysozu.native.compiled``) inlines them; checked against
+# the platform's epoll below.
+READABLE: Final = 0x001  # EPOLLIN
+WRITABLE: Final = 0x004  # EPOLLOUT
+ERROR: Final = 0x008  # EPOLLERR
+HUP: Final = 0x010  # EPOLLHUP
 #: The peer shut its write side (epoll's EPOLLRDHUP, always reported with READABLE). A reader
 #: that got less than it asked for may stop before EAGAIN unless this bit is set: with an
 #: edge-triggered poller new data raises a new event, but an EOF that came with the data does
 #: not, and must be read now.
-READ_HUP: int = select.EPOLLRDHUP  # 0x2000
-ALL: int = READABLE | WRITABLE | ERROR | HUP
-NONE: int = 0
+READ_HUP: Final = 0x2000  # EPOLLRDHUP
+ALL: Final = READABLE | WRITABLE | ERROR | HUP
+NONE: Final = 0
+
+for _name, _bit in (("EPOLLIN", READABLE), ("EPOLLOUT", WRITABLE), ("EPOLLERR", ERROR),
+                    ("EPOLLHUP", HUP), ("EPOLLRDHUP", READ_HUP)):
+    if getattr(select, _name, _bit) != _bit:  # pragma: no cover - no such Linux
+        raise ImportError(f"select.{_name} is not {_bit:#x}: readiness bits must be epoll's")
 
 _NAMES = ((READABLE, "R"), (WRITABLE, "W"), (ERROR, "E"), (HUP, "H"))
 

@@ -33,7 +33,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from . import metrics as m
 from .channel import DEFAULT_MAX_FRAME, FrameError, WorkerChannel
@@ -48,9 +48,9 @@ log = logging.getLogger("pysozu.server")
 
 _SESSION, _LISTENER, _CHANNEL, _COMMAND_LISTENER, _WAKEUP = 0, 1, 2, 3, 4
 #: Accepts per listener event before the loop polls again (fairness with live sessions).
-ACCEPT_BUDGET = 64
+ACCEPT_BUDGET: Final = 64
 #: Pause before accepting again after EMFILE/ENFILE.
-EMFILE_BACKOFF = 0.1
+EMFILE_BACKOFF: Final = 0.1
 _ACCEPT_RETRY_ERRNOS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN}
 _NO_FD_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -72,7 +72,7 @@ _TAKES_SOCKET = frozenset({"ACTIVATE_LISTENER", "ADD_TCP_LISTENER", "ADD_HTTP_LI
                            "ADD_HTTPS_LISTENER"})
 
 
-_STREAM = socket.SOCK_STREAM
+_STREAM: Final = socket.SOCK_STREAM
 
 
 class Listener:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import socket
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -37,10 +37,10 @@ if TYPE_CHECKING:
     from .server import Listener, Server
 
 #: A session whose inner loop runs this many rounds without settling is closed and counted.
-MAX_LOOP_ITERATIONS = 10_000
+MAX_LOOP_ITERATIONS: Final = 10_000
 #: Upgrades in one ``ready`` call before the session counts as runaway (the built-in chain
 #: has at most four steps).
-MAX_UPGRADES = 16
+MAX_UPGRADES: Final = 16
 
 
 class SessionResult(enum.Enum):

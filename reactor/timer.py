@@ -27,6 +27,7 @@ import logging
 import time
 from collections.abc import Callable
 from heapq import heapify, heappop, heappush
+from typing import Final
 
 log = logging.getLogger("pysozu.timer")
 
@@ -42,7 +43,7 @@ class TimerEntry:
 
 
 #: dead entries tolerated in the heap beyond twice the live ones, before a rebuild
-_COMPACT_SLACK = 1024
+_COMPACT_SLACK: Final = 1024
 
 
 def _noop() -> None:
@@ -205,4 +206,4 @@ class UnarmedTimeout(Timeout):
 
 
 #: the shared stand-in (see ``UnarmedTimeout``)
-UNARMED = UnarmedTimeout()
+UNARMED: Final = UnarmedTimeout()
