@@ -13,7 +13,7 @@ machine while it is measured, all on 127.0.0.1 with free ports:
 - ``direct``: wrk against the backend itself, the ceiling of this layout;
 - ``pysozu``: ``python -m pysozu start -c <toml> --log-level warning``, one worker, no access
   log (``access_logs_target`` unset), a PRE ``*`` frontend to one backend, on its compiled
-  build (``pysozu.native.compiled``, made by the install step when missing or stale; the
+  build (``pysozu.compiled``, made by the install step when missing or stale; the
   report says which build ran);
 - ``pysozu-pure``: the same on its Python sources (``PYSOZU_COMPILED=0``);
 - ``nginx``: 1 worker, ``proxy_http_version 1.1``, ``proxy_set_header Connection ""`` and an
@@ -104,7 +104,7 @@ def install() -> None:
 def ensure_compiled() -> None:
     """Make pysozu's compiled build (``python -m pysozu.native --compile``, mypyc) when there
     is none that matches the sources; report, never raise."""
-    from pysozu.native import compiled
+    from pysozu import compiled
 
     if isinstance(compiled._check(compiled.directory()), dict):
         return
@@ -117,7 +117,7 @@ def ensure_compiled() -> None:
 
 def pysozu_build() -> str:
     """What ``pysozu`` runs in these benchmarks: its compiled build, or why not."""
-    from pysozu.native import compiled
+    from pysozu import compiled
 
     found = compiled._check(compiled.directory())
     if os.environ.get("PYSOZU_COMPILED") == "0" or os.environ.get("PYSOZU_PURE_PYTHON") == "1":

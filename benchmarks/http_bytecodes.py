@@ -29,7 +29,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-# the Python sources are what is counted: a compiled build (pysozu.native.compiled) runs
+# the Python sources are what is counted: a compiled build (pysozu.compiled) runs
 # no bytecode to count
 os.environ["PYSOZU_COMPILED"] = "0"
 

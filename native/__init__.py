@@ -27,20 +27,17 @@ takes ``scan_head_ids``' array slice instead: one copy, and ints only for the sp
 
 from __future__ import annotations
 
-import array
 import importlib
 import os
-import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import util
 from typing import Any
 
+from ._wrap import Buffer, ScanHead, ScanHeadIds
+
 __all__ = ["AVAILABLE", "SIMD", "build", "force_scalar", "scan_head", "scan_head_ids"]
 
-Buffer = bytes | bytearray | memoryview
-ScanHead = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int]]]
-ScanHeadIds = Callable[[Buffer, int, int, bool, int, int], tuple[int, Sequence[int], int]]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,74 +66,6 @@ scan_head: ScanHead = _unavailable
 scan_head_ids: ScanHeadIds = _unavailable_ids
 
 
-def _make_scan_head(ffi: Any, lib: Any) -> tuple[ScanHead, ScanHeadIds]:
-    """SCANNER.md's ``scan_head`` and ``scan_head_ids`` over the compiled module."""
-    scan = lib.pysozu_scan_head
-    scan_ids = lib.pysozu_scan_head_ids
-    from_buffer = ffi.from_buffer
-    local = threading.local()
-    if array.array("i").itemsize != 4:  # pragma: no cover - no such platform in sight
-        raise ImportError("pysozu.native needs a 4-byte C int")
-
-    def out_for(max_headers: int) -> tuple[array.array[int], Any]:
-        outs: dict[int, tuple[array.array[int], Any]] | None = getattr(local, "outs", None)
-        if outs is None:
-            outs = local.outs = {}
-        if len(outs) >= 16:  # bounded: callers use one or two limits
-            outs.clear()
-        # 9 + 5 * max_headers: room for scan_head_ids' mask after the last record
-        arr = array.array("i", bytes(4 * (9 + 5 * max(max_headers, 0))))
-        pair = outs[max_headers] = (arr, from_buffer("int32_t[]", arr))
-        return pair
-
-    def scan_head(
-        buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
-        max_headers: int,
-    ) -> tuple[int, list[int]]:
-        # A header line takes at least 4 bytes ("a:\r\n") and a valid head at most max_head,
-        # so no more slots than that can be written, whatever max_headers says.
-        slots = max_headers if max_headers < 4096 else min(max_headers, max_head // 4 + 2)
-        try:
-            arr, out = local.outs[slots]
-        except (AttributeError, KeyError):
-            arr, out = out_for(slots)
-        if type(buf) is not bytes:
-            buf = from_buffer(buf)
-        if length > len(buf):
-            raise ValueError("scan_head: length %d is past the buffer's %d bytes"
-                             % (length, len(buf)))
-        rc: int = scan(buf, length, last_len, is_request, max_head, max_headers, out)
-        if rc > 0:
-            return rc, arr[:8 + 5 * arr[6]].tolist()
-        if rc == 0:
-            return 0, []
-        return rc, [arr[0]]
-
-    def scan_head_ids(
-        buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
-        max_headers: int,
-    ) -> tuple[int, Sequence[int], int]:
-        slots = max_headers if max_headers < 4096 else min(max_headers, max_head // 4 + 2)
-        try:
-            arr, out = local.outs[slots]
-        except (AttributeError, KeyError):
-            arr, out = out_for(slots)
-        if type(buf) is not bytes:
-            buf = from_buffer(buf)
-        if length > len(buf):
-            raise ValueError("scan_head: length %d is past the buffer's %d bytes"
-                             % (length, len(buf)))
-        rc: int = scan_ids(buf, length, last_len, is_request, max_head, max_headers, out)
-        if rc > 0:
-            k = 8 + 5 * arr[6]
-            return rc, arr[:k], arr[k]
-        if rc == 0:
-            return 0, [], 0
-        return rc, [arr[0]], 0
-
-    return scan_head, scan_head_ids
-
-
 def _load() -> bool:
     """Import the compiled module and bind the globals; False when it is not there."""
     global AVAILABLE, SIMD, _lib, scan_head, scan_head_ids
@@ -145,7 +74,11 @@ def _load() -> bool:
     except ImportError:
         return False
     try:
-        scan_head, scan_head_ids = _make_scan_head(module.ffi, module.lib)
+        # the wrapper is a module of its own so that the compiled build (pysozu.compiled)
+        # can include it: it runs twice per proxied request
+        from pysozu.native._wrap import make_scan_head
+
+        scan_head, scan_head_ids = make_scan_head(module.ffi, module.lib)
     except AttributeError:  # a module built from older sources: rebuild it
         return False
     _lib = module.lib

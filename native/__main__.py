@@ -1,5 +1,5 @@
 """``python -m pysozu.native [-v] [--compile]``: build the C scanner in place (and, with
-``--compile``, the mypyc build of the hot modules: ``pysozu.native.compiled``) and say what
+``--compile``, the mypyc build of the hot modules: ``pysozu.compiled``) and say what
 is in use."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ import argparse
 import sys
 import warnings
 
-from pysozu import native
-from pysozu.native import compiled
+from pysozu import compiled, native
 
 
 def main(argv: list[str] | None = None) -> int:

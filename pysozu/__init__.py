@@ -16,10 +16,10 @@ Layers (imports go downwards only)::
 from __future__ import annotations
 
 # before anything else of the package is imported: the compiled build of the hot modules,
-# when one was made and matches the sources (see pysozu.native.compiled)
+# when one was made and matches the sources (see pysozu.compiled)
 try:
-    from pysozu.native import compiled as _compiled
-except ImportError:  # no pysozu.native at all: pure Python throughout
+    from pysozu import compiled as _compiled
+except ImportError:  # pragma: no cover - a broken installation: pure Python throughout
     pass
 else:
     _compiled.install()

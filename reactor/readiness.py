@@ -18,7 +18,7 @@ from __future__ import annotations
 import select
 from typing import Final
 
-# Literals, so that compiled code (``pysozu.native.compiled``) inlines them; checked against
+# Literals, so that compiled code (``pysozu.compiled``) inlines them; checked against
 # the platform's epoll below.
 READABLE: Final = 0x001  # EPOLLIN
 WRITABLE: Final = 0x004  # EPOLLOUT

@@ -23,7 +23,7 @@ fi
 if [ "${PYSOZU_COMPILED:-}" = 0 ]; then
     exec .venv/bin/python -m pytest "$@"  # the pure Python sources only
 fi
-# The compiled build of the hot modules (pysozu.native.compiled, mypyc) is made here and
+# The compiled build of the hot modules (pysozu.compiled, mypyc) is made here and
 # the suite runs on it; then, for a whole run, the unit tests and the HTTP/1.1 end-to-end
 # tests run again on the pure Python sources (what an install runs until it compiles).
 # PYSOZU_COMPILED=0 scripts/test.sh runs everything on the sources alone.

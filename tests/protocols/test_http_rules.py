@@ -76,3 +76,11 @@ def test_ip_limiter_global_and_cluster_limits():
     for _ in range(5):
         limiter.release("app", "10.0.0.1")
     assert ("app", "10.0.0.1") not in limiter.counts  # never negative, entries dropped
+
+
+@pytest.mark.parametrize("n", [1, 255, 2**36 + 7, 2**40 - 1, 2**40, 2**44 + 3])
+def test_request_ids_are_the_prefix_and_at_least_ten_hex_digits(monkeypatch, n):
+    from pysozu.protocols import http
+
+    monkeypatch.setattr(http, "_ids", iter([n]))
+    assert http.new_request_id() == f"{http._ID_PREFIX}{n:010x}"

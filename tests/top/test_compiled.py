@@ -1,4 +1,4 @@
-"""The compiled build's import hook (``pysozu.native.compiled``): what it loads, and when it
+"""The compiled build's import hook (``pysozu.compiled``): what it loads, and when it
 stands aside for the sources."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from pysozu.native import compiled
+from pysozu import compiled
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
     "import sys, pysozu.protocols.http as h, pysozu.reactor.server as s\n"
-    "from pysozu.native import compiled as c\n"
+    "from pysozu import compiled as c\n"
     "print(h.__file__); print(s.__file__); print(len(c.ACTIVE)); print(c.REASON)\n"
 )
 

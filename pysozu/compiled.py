@@ -14,13 +14,15 @@ Theory of operation
 * ``build()`` (``python -m pysozu.native --compile``) copies the package's sources into a
   temporary tree laid out as the installed package, compiles ``MODULES`` there with mypyc
   (one shared library for the group ``GROUP`` and a small extension per module) and puts the
-  results in ``native/compiled/`` with ``manifest.json``: each module's extension file and
+  results in ``pysozu/_compiled/`` with ``manifest.json``: each module's extension file and
   the SHA-256 of the source it was compiled from, and the interpreter's ABI tag.
 * ``install()``, called by ``pysozu/__init__`` before any other module of the package is
-  imported, puts a finder in front of ``sys.meta_path`` that loads those extensions for the
-  names in the manifest. It does so only when every listed source still has its hash, the
-  ABI tag matches and neither ``PYSOZU_PURE_PYTHON=1`` nor ``PYSOZU_COMPILED=0`` is set
-  (``PYSOZU_COMPILED=<folder>`` loads a build made elsewhere with ``build(<folder>)``).
+  imported (this module imports nothing of pysozu, so every compiled module, the native
+  scanner's wrapper included, is still to come), puts a finder in front of
+  ``sys.meta_path`` that loads those extensions for the names in the manifest. It does so
+  only when every listed source still has its hash, the ABI tag matches and neither
+  ``PYSOZU_PURE_PYTHON=1`` nor ``PYSOZU_COMPILED=0`` is set (``PYSOZU_COMPILED=<folder>``
+  loads a build made elsewhere with ``build(<folder>)``).
   All or nothing: compiled modules of one group call each other directly in C, so a stale
   one cannot be mixed with fresh sources. An edited source therefore turns the whole build
   off, with a warning, instead of running code that is not the source's.
@@ -65,6 +67,7 @@ MODULES: tuple[str, ...] = (
     "pysozu.parser.h1",
     "pysozu.protocols.router",
     "pysozu.protocols.http",
+    "pysozu.native._wrap",
 )
 #: mypyc's group name: the shared library is the top-level module ``GROUP + "__mypyc"``
 GROUP = "pysozu_compiled"
@@ -81,8 +84,8 @@ class BuildError(Exception):
 
 
 def directory() -> Path:
-    """Where the build lives: ``native/compiled/`` of this installation."""
-    return Path(__file__).resolve().parent / "compiled"
+    """Where the build lives: ``pysozu/_compiled/`` of this installation."""
+    return Path(__file__).resolve().parent / "_compiled"
 
 
 def _package_dir(name: str) -> Path:

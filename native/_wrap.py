@@ -1,0 +1,82 @@
+"""The Python side of the C scanner's two entry points (see ``pysozu.native``): made once
+per process over the cffi module, called twice per proxied request. A module of its own so
+that the compiled build (``pysozu.compiled``) can include it."""
+
+from __future__ import annotations
+
+import array
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Buffer = bytes | bytearray | memoryview
+ScanHead = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int]]]
+ScanHeadIds = Callable[[Buffer, int, int, bool, int, int], tuple[int, Sequence[int], int]]
+
+
+def make_scan_head(ffi: Any, lib: Any) -> tuple[ScanHead, ScanHeadIds]:
+    """SCANNER.md's ``scan_head`` and ``scan_head_ids`` over the compiled module."""
+    scan = lib.pysozu_scan_head
+    scan_ids = lib.pysozu_scan_head_ids
+    from_buffer = ffi.from_buffer
+    local = threading.local()
+    if array.array("i").itemsize != 4:  # pragma: no cover - no such platform in sight
+        raise ImportError("pysozu.native needs a 4-byte C int")
+
+    def out_for(max_headers: int) -> tuple[array.array[int], Any]:
+        outs: dict[int, tuple[array.array[int], Any]] | None = getattr(local, "outs", None)
+        if outs is None:
+            outs = local.outs = {}
+        if len(outs) >= 16:  # bounded: callers use one or two limits
+            outs.clear()
+        # 9 + 5 * max_headers: room for scan_head_ids' mask after the last record
+        arr = array.array("i", bytes(4 * (9 + 5 * max(max_headers, 0))))
+        pair = outs[max_headers] = (arr, from_buffer("int32_t[]", arr))
+        return pair
+
+    def scan_head(
+        buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
+        max_headers: int,
+    ) -> tuple[int, list[int]]:
+        # A header line takes at least 4 bytes ("a:\r\n") and a valid head at most max_head,
+        # so no more slots than that can be written, whatever max_headers says.
+        slots = max_headers if max_headers < 4096 else min(max_headers, max_head // 4 + 2)
+        try:
+            arr, out = local.outs[slots]
+        except (AttributeError, KeyError):
+            arr, out = out_for(slots)
+        if type(buf) is not bytes:
+            buf = from_buffer(buf)
+        if length > len(buf):
+            raise ValueError("scan_head: length %d is past the buffer's %d bytes"
+                             % (length, len(buf)))
+        rc: int = scan(buf, length, last_len, is_request, max_head, max_headers, out)
+        if rc > 0:
+            return rc, arr[:8 + 5 * arr[6]].tolist()
+        if rc == 0:
+            return 0, []
+        return rc, [arr[0]]
+
+    def scan_head_ids(
+        buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
+        max_headers: int,
+    ) -> tuple[int, Sequence[int], int]:
+        slots = max_headers if max_headers < 4096 else min(max_headers, max_head // 4 + 2)
+        try:
+            arr, out = local.outs[slots]
+        except (AttributeError, KeyError):
+            arr, out = out_for(slots)
+        if type(buf) is not bytes:
+            buf = from_buffer(buf)
+        if length > len(buf):
+            raise ValueError("scan_head: length %d is past the buffer's %d bytes"
+                             % (length, len(buf)))
+        rc: int = scan_ids(buf, length, last_len, is_request, max_head, max_headers, out)
+        if rc > 0:
+            k = 8 + 5 * arr[6]
+            return rc, arr[:k], arr[k]
+        if rc == 0:
+            return 0, [], 0
+        return rc, [arr[0]], 0
+
+    return scan_head, scan_head_ids
