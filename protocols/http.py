@@ -430,8 +430,7 @@ def _after_handshake(
         from .http2 import Http2  # http2 builds on this module
 
         return Http2(session, proxy, config)
-    handoff = session.handoff_timeout  # the handshake's timer: it becomes the request timer
-    session.handoff_timeout = None
+    handoff = session.take_handoff_timeout()  # the handshake's timer: the request timer now
     return Http(session, proxy, config, handoff)
 
 

@@ -572,12 +572,11 @@ class TlsHandshake(FrontReadinessState):
         session.front = TlsSocketHandler(conn, session.front_socket, alpn)
         # the next state may take the handshake's timer over as its own (HTTP does: both
         # bound the time to the first request); otherwise it goes
-        timer = self.timer
-        session.handoff_timeout = timer
+        session.handoff_timeout = self.timer
         self.next = state = self.next_factory(session)
-        if session.handoff_timeout is not None:
-            session.handoff_timeout = None
-            timer.close()
+        left = session.take_handoff_timeout()  # None: the next state took it
+        if left is not None:
+            left.close()
         # application data that came with the client's last flight may already sit in
         # OpenSSL's buffer, where no socket event will announce it: let the next state read
         state.update_readiness(self.front_token, READABLE)

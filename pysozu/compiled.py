@@ -68,6 +68,7 @@ MODULES: tuple[str, ...] = (
     "pysozu.protocols.router",
     "pysozu.protocols.http",
     "pysozu.native._wrap",
+    "pysozu.protocols.tls",
 )
 #: mypyc's group name: the shared library is the top-level module ``GROUP + "__mypyc"``
 GROUP = "pysozu_compiled"

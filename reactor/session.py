@@ -294,6 +294,12 @@ class StateMachineSession(ProxySession):
         if state_factory is not None:
             self.state = state_factory(self)
 
+    def take_handoff_timeout(self) -> Timeout | None:
+        """The timeout the previous state left (``handoff_timeout``), now this caller's."""
+        timeout = self.handoff_timeout
+        self.handoff_timeout = None
+        return timeout
+
     # -- reactor side ------------------------------------------------------------------------
     def update_readiness(self, token: int, events: int) -> None:
         state = self.state
