@@ -447,14 +447,15 @@ class H2Connection:
                 handler = dispatch.get(ftype)
                 if handler is not None:
                     handler(flags, sid, payload, events)
-            except _StreamError as e:
-                if self._stream_error(e, events):
+            # one name per clause: mypyc gives a reused ``as`` name the first clause's type
+            except _StreamError as stream_error:
+                if self._stream_error(stream_error, events):
                     return events
-            except _ConnectionError as e:
-                self.calm_reason = e.calm
-                return self._terminate(events, e.code, e.reason)
-            except FrameError as e:
-                return self._terminate(events, e.code, e.reason)
+            except _ConnectionError as connection_error:
+                self.calm_reason = connection_error.calm
+                return self._terminate(events, connection_error.code, connection_error.reason)
+            except FrameError as frame_error:
+                return self._terminate(events, frame_error.code, frame_error.reason)
         return events
 
     def _terminate(self, events: list[Event], code: ErrorCode, reason: str) -> list[Event]:

@@ -69,6 +69,10 @@ MODULES: tuple[str, ...] = (
     "pysozu.protocols.http",
     "pysozu.native._wrap",
     "pysozu.protocols.tls",
+    "pysozu.parser.h2",
+    "pysozu.protocols.h2_connection",
+    "pysozu.protocols.h2_translate",
+    "pysozu.protocols.http2",
 )
 #: mypyc's group name: the shared library is the top-level module ``GROUP + "__mypyc"``
 GROUP = "pysozu_compiled"
