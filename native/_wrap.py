@@ -34,10 +34,11 @@ def make_scan_head(ffi: Any, lib: Any) -> tuple[ScanHead, ScanHeadIds]:
         pair = outs[max_headers] = (arr, from_buffer("int32_t[]", arr))
         return pair
 
-    def scan_head(
-        buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
+    def run(
+        fn: Any, buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
         max_headers: int,
-    ) -> tuple[int, list[int]]:
+    ) -> tuple[int, array.array[int]]:
+        """Call ``fn`` (either C entry point) with this thread's output array: (rc, array)."""
         # A header line takes at least 4 bytes ("a:\r\n") and a valid head at most max_head,
         # so no more slots than that can be written, whatever max_headers says.
         slots = max_headers if max_headers < 4096 else min(max_headers, max_head // 4 + 2)
@@ -50,7 +51,14 @@ def make_scan_head(ffi: Any, lib: Any) -> tuple[ScanHead, ScanHeadIds]:
         if length > len(buf):
             raise ValueError("scan_head: length %d is past the buffer's %d bytes"
                              % (length, len(buf)))
-        rc: int = scan(buf, length, last_len, is_request, max_head, max_headers, out)
+        rc: int = fn(buf, length, last_len, is_request, max_head, max_headers, out)
+        return rc, arr
+
+    def scan_head(
+        buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
+        max_headers: int,
+    ) -> tuple[int, list[int]]:
+        rc, arr = run(scan, buf, length, last_len, is_request, max_head, max_headers)
         if rc > 0:
             return rc, arr[:8 + 5 * arr[6]].tolist()
         if rc == 0:
@@ -61,17 +69,7 @@ def make_scan_head(ffi: Any, lib: Any) -> tuple[ScanHead, ScanHeadIds]:
         buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
         max_headers: int,
     ) -> tuple[int, Sequence[int], int]:
-        slots = max_headers if max_headers < 4096 else min(max_headers, max_head // 4 + 2)
-        try:
-            arr, out = local.outs[slots]
-        except (AttributeError, KeyError):
-            arr, out = out_for(slots)
-        if type(buf) is not bytes:
-            buf = from_buffer(buf)
-        if length > len(buf):
-            raise ValueError("scan_head: length %d is past the buffer's %d bytes"
-                             % (length, len(buf)))
-        rc: int = scan_ids(buf, length, last_len, is_request, max_head, max_headers, out)
+        rc, arr = run(scan_ids, buf, length, last_len, is_request, max_head, max_headers)
         if rc > 0:
             k = 8 + 5 * arr[6]
             return rc, arr[:k], arr[k]
