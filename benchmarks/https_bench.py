@@ -74,6 +74,10 @@ install matplotlib``, and a missing tool is then an error that names it.
 
 Target (issue 5): pysozu's handshakes per second at least 0.7x nginx's; both are bound by
 OpenSSL's own cost.
+
+Which pysozu: its compiled build (``pysozu.compiled``), which the install step makes when
+it is missing or stale; ``PYSOZU_COMPILED=0`` measures the Python sources instead. The
+report says which ran.
 """
 
 from __future__ import annotations
@@ -350,6 +354,7 @@ def install() -> None:
     """Install the missing Debian packages and matplotlib; report, never raise."""
     hb.install_missing(APT_PACKAGES, {"matplotlib": "matplotlib"},
                        () if OPENSSL_HEADER.exists() else ("libssl-dev",))
+    hb.ensure_compiled()
 
 
 def missing_tools(contenders: list[str]) -> list[str]:
@@ -1030,6 +1035,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     libraries = openssl_versions()
     print_report(kept, measures, args, layout, libraries)
+    print(hb.pysozu_build())
     title = (f"HTTPS, {args.keep} of {args.rounds} round(s) of {args.duration:g} s; "
              f"{os.cpu_count()} CPUs" + (", server pinned to 1 core" if pin else "")
              + f", Python {platform.python_version()}; nginx on {libraries[0]}, pysozu on "
