@@ -33,14 +33,11 @@ class BufferPool:
 
     def checkout(self) -> bytearray | None:
         """A buffer, or None when ``max_buffers`` are already out."""
-        if self._free:
+        buf = self.spare()
+        if buf is not None:
+            self._free.pop()
             self.in_use += 1
-            return self._free.pop()
-        if self.created < self.max_buffers:
-            self.created += 1
-            self.in_use += 1
-            return bytearray(self.buffer_size)
-        return None
+        return buf
 
     def spare(self) -> bytearray | None:
         """The buffer the next ``checkout`` returns, left in the pool (None when none can
