@@ -1557,8 +1557,7 @@ class Http(SessionState):
             self.back_r.interest = WRITABLE | HUP | ERROR
             self.connect_started = server.now
             server.register(self.back_token, self.session, self.back_r.interest)
-            if self.connect_timeout is UNARMED:
-                self._backend_timeouts()
+            self._backend_timeouts()
             self.connect_timeout.set()
             return
         self.metrics.incr(m.NO_BACKEND)
@@ -1568,7 +1567,9 @@ class Http(SessionState):
 
     def _backend_timeouts(self) -> None:
         """Give this session its own backend timers, on its first backend connection (a
-        session that never opens one never pays for them)."""
+        session that never opens one never pays for them); then nothing."""
+        if self.back_timeout is not UNARMED:
+            return
         timers, config = self.timers, self.config
         self.back_timeout = Timeout(timers, config.back_timeout, self._back_timed_out)
         self.connect_timeout = Timeout(timers, config.connect_timeout, self._connect_timed_out)

@@ -56,7 +56,7 @@ from pysozu.reactor.session import (
     SocketResult,
     StateMachineSession,
 )
-from pysozu.reactor.timer import UNARMED, Timeout
+from pysozu.reactor.timer import Timeout
 
 from .backends import Backend, BackendStatus
 from .h2_connection import (
@@ -272,8 +272,7 @@ class StreamHttp(Http):
         back_r.event = NONE
         back_r.interest = READABLE | HUP | ERROR
         self.server.rebind(token, self.session, back_r.interest)
-        if self.back_timeout is UNARMED:
-            self._backend_timeouts()
+        self._backend_timeouts()
         self.back_timeout.set(self.config.back_timeout)
         return True
 
