@@ -420,15 +420,11 @@ _WANT_WRITE = _lib.SSL_ERROR_WANT_WRITE
 _ZERO_RETURN = _lib.SSL_ERROR_ZERO_RETURN
 _WANT_IO = frozenset((_WANT_READ, _WANT_WRITE))
 _SSL_get0_alpn_selected = _lib.SSL_get0_alpn_selected
-#: out-parameters of ``SSL_get0_alpn_selected``, made once: read right after the call, with
-#: no Python code in between that could let another worker thread in
-_ALPN_DATA = _ffi.new("unsigned char **")
-_ALPN_LEN = _ffi.new("unsigned int *")
 
 
-def _read_error(conn: SSL.Connection, ssl: Any, rc: int) -> SocketResult:
-    """What a failed ``SSL_read`` means for the caller, through pyOpenSSL's own error
-    mapping (see "Calls" above)."""
+def _ssl_failure(conn: SSL.Connection, ssl: Any, rc: int) -> SocketResult:
+    """What a failed ``SSL_read`` or ``SSL_write`` means for the caller (WOULD_BLOCK,
+    CLOSED or ERROR), through pyOpenSSL's own error mapping (see "Calls" above)."""
     try:
         conn._raise_ssl_error(ssl, rc)
     except (SSL.WantReadError, SSL.WantWriteError):
@@ -469,7 +465,7 @@ class TlsSocketHandler(SocketHandler):
             if error in _WANT_IO:
                 break
             result = SocketResult.CLOSED if error == _ZERO_RETURN else \
-                _read_error(self.conn, ssl, got)
+                _ssl_failure(self.conn, ssl, got)
             if result is SocketResult.WOULD_BLOCK:
                 break
             return (n, SocketResult.CONTINUE) if n else (0, result)
@@ -485,15 +481,11 @@ class TlsSocketHandler(SocketHandler):
         sent = _SSL_write(ssl, _from_buffer(data), size)
         if sent > 0:
             return sent, SocketResult.CONTINUE
-        error = _SSL_get_error(ssl, sent)
-        if error in _WANT_IO:
+        if _SSL_get_error(ssl, sent) in _WANT_IO:
             return 0, SocketResult.WOULD_BLOCK
-        try:
-            self.conn._raise_ssl_error(ssl, sent)
-        except (SSL.WantReadError, SSL.WantWriteError):
+        # a write cannot go on after close_notify or an EOF either: anything else is ERROR
+        if _ssl_failure(self.conn, ssl, sent) is SocketResult.WOULD_BLOCK:
             return 0, SocketResult.WOULD_BLOCK
-        except SSL.Error:
-            pass
         return 0, SocketResult.ERROR
 
     def socket_write_vectored(self, buffers: Sequence[Any]) -> tuple[int, SocketResult]:
@@ -566,8 +558,11 @@ class TlsHandshake(FrontReadinessState):
                 failure = exc
             self._fail(session, failure)
             return SessionResult.CLOSE
-        _SSL_get0_alpn_selected(ssl, _ALPN_DATA, _ALPN_LEN)  # get_alpn_proto_negotiated
-        alpn = _ffi.buffer(_ALPN_DATA[0], _ALPN_LEN[0])[:] if _ALPN_LEN[0] else None
+        # get_alpn_proto_negotiated, in one call; the out-parameters are this call's own
+        # (cffi lets other threads run during the call: shared ones could be overwritten)
+        data, length = _ffi.new("unsigned char **"), _ffi.new("unsigned int *")
+        _SSL_get0_alpn_selected(ssl, data, length)
+        alpn = _ffi.buffer(data[0], length[0])[:] if length[0] else None
         self._record(session, alpn)
         session.front = TlsSocketHandler(conn, session.front_socket, alpn)
         # the next state may take the handshake's timer over as its own (HTTP does: both
