@@ -230,10 +230,12 @@ def build(out: Path | None = None, verbose: bool = False) -> Path:
         shutil.copy2(root / group_file, out / group_file)
         modules = {}
         for name in MODULES:
-            built = root.joinpath(*name.split(".")).with_name(name.rsplit(".", 1)[1] + suffix)
+            # the hash of the copy that was compiled: a source edited during the build
+            # must not pass for the code built from its previous text
+            compiled_source = root.joinpath(*name.split(".")).with_suffix(".py")
             file = name + suffix
-            shutil.copy2(built, out / file)
-            modules[name] = {"file": file, "sha256": _digest(_source(name))}
+            shutil.copy2(compiled_source.with_suffix(suffix), out / file)
+            modules[name] = {"file": file, "sha256": _digest(compiled_source)}
         manifest = {"abi": suffix, "group_file": group_file, "modules": modules}
         (out / _MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return out
