@@ -392,7 +392,8 @@ def test_urgency_orders_what_the_connection_window_lets_out(proxy, make_http_bac
         # both bodies wholly queued in the proxy before the window opens: the order is then
         # the scheduler's alone (with part of the urgent body still on its way from the
         # backend, sending the lazy one meanwhile is right, and the test would wait forever)
-        wait_for(lambda: in_worker(proxy, lambda: _queued(proxy, (lazy, urgent))) == 40000,
+        wait_for(lambda: in_worker(proxy, lambda: _stream_output(proxy, (lazy, urgent)))
+                 == 40000,
                  what="both response bodies queued in the proxy")
         order = []
         client.conn.increment_flow_control_window(30000)
@@ -426,21 +427,13 @@ def test_a_slow_client_holds_the_backend_back_with_bounded_memory(proxy, make_ht
         assert len(client.responses[sid].body) <= 16384
 
 
-def _queued(proxy, ids) -> int:
-    """Bytes of response DATA the proxy holds for the streams ``ids`` of its connection."""
+def _stream_output(proxy, ids=None) -> int:
+    """Bytes of response DATA the proxy holds for its HTTP/2 streams (those of ``ids``)."""
     from pysozu.protocols.http2 import Http2
 
     return sum(stream.out_bytes for s in proxy.worker.server.sessions
                if isinstance(getattr(s, "state", None), Http2)
-               for sid, stream in s.state.streams.items() if sid in ids)
-
-
-def _stream_output(proxy) -> int:
-    from pysozu.protocols.http2 import Http2
-
-    return sum(stream.out_bytes for s in proxy.worker.server.sessions
-               if isinstance(getattr(s, "state", None), Http2)
-               for stream in s.state.streams.values())
+               for sid, stream in s.state.streams.items() if ids is None or sid in ids)
 
 
 def test_nothing_leaks_whatever_way_streams_end(proxy, make_backend, make_http_backend):
