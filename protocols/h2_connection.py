@@ -23,9 +23,9 @@ against both receive windows at once, and a WINDOW_UPDATE goes back only when th
 application says it consumed the bytes (``acknowledge_data``), so a slow consumer holds the
 peer to the windows and memory stays bounded.
 
-Header blocks are decoded with the ``hpack`` package as soon as END_HEADERS arrives, even on
+Header blocks are decoded (``parser/h2_hpack.py``) as soon as END_HEADERS arrives, even on
 a stream that is being refused, because the decoder's table is shared by the connection.
-Blocks this side sends are encoded without a dynamic table (``parser/h2_hpack.py``).
+Blocks this side sends are encoded without a dynamic table.
 
 Abuse (configurable in :class:`H2Limits`, Sōzu's knobs and defaults) ends the connection
 with GOAWAY ENHANCE_YOUR_CALM, the reason kept in ``calm_reason`` for metrics:
@@ -55,12 +55,15 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import hpack
-from hpack.exceptions import HPACKError, OversizedHeaderListError
-
 from ..parser import h2 as f
 from ..parser.h2 import ErrorCode, FrameError, Setting
-from ..parser.h2_hpack import encode_headers, table_size_update
+from ..parser.h2_hpack import (
+    Decoder,
+    HeaderListTooLarge,
+    HpackError,
+    encode_headers,
+    table_size_update,
+)
 from .h2_translate import MalformedMessage, content_length_value
 
 __all__ = [
@@ -339,8 +342,7 @@ class H2Connection:
         self.recv_window = max(f.DEFAULT_WINDOW, limits.initial_connection_window)
         self._recv_unacked = 0
         # HPACK
-        self.decoder = hpack.Decoder(max_header_list_size=limits.max_header_list_size)
-        self.decoder.max_allowed_table_size = limits.max_header_table_size
+        self.decoder = Decoder(limits.max_header_list_size, limits.max_header_table_size)
         # encoding: stateless, see parser/h2_hpack.py
         self.peer_header_table_size = 4096
         self._table_update = False
@@ -636,12 +638,12 @@ class H2Connection:
 
     def _decode(self, block: bytes) -> list[Header]:
         try:
-            return list(self.decoder.decode(block, raw=True))
-        except OversizedHeaderListError:
+            return self.decoder.decode(block)
+        except HeaderListTooLarge:
             raise _ConnectionError(ErrorCode.ENHANCE_YOUR_CALM,
                                    "the header list is over SETTINGS_MAX_HEADER_LIST_SIZE",
                                    "hpack_bomb") from None
-        except (HPACKError, ValueError, IndexError, UnicodeError) as e:
+        except HpackError as e:
             raise _ConnectionError(ErrorCode.COMPRESSION_ERROR,
                                    f"the header block does not decode: {e}") from None
 

@@ -69,7 +69,6 @@ framing, then the end of the stream: on the last DATA, or as trailers.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final
 
 from pysozu.parser import HEADER_IDS
@@ -122,7 +121,6 @@ class MalformedMessage(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
 class H1Request:
     """An HTTP/2 request as the HTTP/1.1 machine will read it.
 
@@ -138,11 +136,29 @@ class H1Request:
         authority: ``:authority``, else the ``host`` field; ``b""`` when neither.
     """
 
-    head: bytes
-    method: bytes
-    chunked: bool
-    content_length: int | None
-    authority: bytes
+    # plain classes, not dataclasses: compiled, a dataclass's generated __init__ would
+    # still run as Python bytecode, once per request
+
+    __slots__ = ("authority", "chunked", "content_length", "head", "method")
+
+    def __init__(self, head: bytes, method: bytes, chunked: bool, content_length: int | None,
+                 authority: bytes) -> None:
+        self.head = head
+        self.method = method
+        self.chunked = chunked
+        self.content_length = content_length
+        self.authority = authority
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.head, self.method, self.chunked, self.content_length, self.authority)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, H1Request) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "H1Request(%r, %r, %r, %r, %r)" % self._key()
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -448,29 +464,61 @@ def response_headers(head: ResponseHead, buf: bytes | bytearray | memoryview) ->
     return [(b":status", b"%d" % head.status), *h2_fields(head, buf)]
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseHeaders:
+class _Event:
+    """Equality and repr by the slots (plain classes: see :class:`H1Request`)."""
+
+    __slots__ = ()
+
+    def _key(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{self._key()!r}"
+
+
+class ResponseHeaders(_Event):
     """A response head for a HEADERS frame: a 1xx (``informational``), or the final one
     (``end_stream`` when it has no body)."""
 
-    headers: list[Header]
-    end_stream: bool
-    informational: bool
+    __slots__ = ("end_stream", "headers", "informational")
+
+    def __init__(self, headers: list[Header], end_stream: bool, informational: bool) -> None:
+        self.headers = headers
+        self.end_stream = end_stream
+        self.informational = informational
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.headers, self.end_stream, self.informational)
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseData:
+class ResponseData(_Event):
     """Body payload for DATA frames (may be empty when it only ends the stream)."""
 
-    data: bytes
-    end_stream: bool
+    __slots__ = ("data", "end_stream")
+
+    def __init__(self, data: bytes, end_stream: bool) -> None:
+        self.data = data
+        self.end_stream = end_stream
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.data, self.end_stream)
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseTrailers:
+class ResponseTrailers(_Event):
     """The trailer section of a chunked body: a HEADERS frame that ends the stream."""
 
-    headers: list[Header]
+    __slots__ = ("headers",)
+
+    def __init__(self, headers: list[Header]) -> None:
+        self.headers = headers
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.headers,)
 
 
 ResponseEvent = ResponseHeaders | ResponseData | ResponseTrailers

@@ -70,6 +70,7 @@ MODULES: tuple[str, ...] = (
     "pysozu.native._wrap",
     "pysozu.protocols.tls",
     "pysozu.parser.h2",
+    "pysozu.parser.h2_hpack",
     "pysozu.protocols.h2_connection",
     "pysozu.protocols.h2_translate",
     "pysozu.protocols.http2",
