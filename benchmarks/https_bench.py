@@ -517,13 +517,14 @@ import logging
 import sys
 
 from pysozu.command import parse_request
-from pysozu.worker import Worker
+from pysozu.worker import Worker, tune_gc_for_serving
 
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 with open(sys.argv[1]) as f:
     requests = json.load(f)
 worker = Worker()
 worker.apply([parse_request({"id": f"bench-{n}", **r}) for n, r in enumerate(requests)])
+tune_gc_for_serving()  # as pysozu's worker processes do
 worker.run()
 '''
 

@@ -320,7 +320,6 @@ class H2Stream(ProxySession):
         self.id = stream_id
         self.server: Server = session.server
         self.listener = session.listener
-        self.front = StreamFront(self)
         self.front_socket = session.front_socket
         self.frontend_token = session.frontend_token
         self.peer_address = session.peer_address
@@ -340,6 +339,14 @@ class H2Stream(ProxySession):
         self.response_ended = False  # END_STREAM is queued in ``outbox`` or sent
         self.http: StreamHttp | None = None
         self.state: StreamHttp | None = None  # what Http's timers check (session.state)
+
+    @property
+    def front(self) -> StreamFront:
+        """The "client socket" for the machine to keep (read once, when it is made). The
+        stream itself does not keep it: the only cycle through a stream is then
+        stream -> machine -> front -> stream, cut when the machine closes, so a finished
+        stream is freed by reference counting, not left to the cyclic collector."""
+        return StreamFront(self)
 
     # -- the response, from the machine ------------------------------------------------------
     def write_response(self, data: Any) -> bool:
@@ -760,7 +767,7 @@ class Http2(SessionState):
         stream.alive = False
         http = stream.http
         if http is not None:
-            stream.http = None
+            stream.http = stream.state = None
             if park:
                 http.park_backend()
             http.close(stream)

@@ -86,7 +86,7 @@ from pysozu.protocols.certificates import (
 from pysozu.reactor.channel import Channel, ChannelError
 from pysozu.reactor.server import Server, format_sockaddr
 from pysozu.state import StateError
-from pysozu.worker import RequestFailed, Worker
+from pysozu.worker import RequestFailed, Worker, tune_gc_for_serving
 
 __all__ = [
     "DEFAULT_SOCKET",
@@ -939,6 +939,7 @@ def _serve(config: FileConfig) -> int:
         previous = _install_signal_handlers(worker.server)
         log.info("HTTP parser backend: %s", _parser_backend())
         _print_banner(worker, config, demos)
+        tune_gc_for_serving()
         worker.run()
         log.info("worker stopped")
         return 0

@@ -19,7 +19,7 @@ import socket
 import sys
 
 from .config import ServerConfig
-from .worker import Worker
+from .worker import Worker, tune_gc_for_serving
 
 log = logging.getLogger("pysozu.worker")
 
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             server.soft_stop()
 
     server.on_channel_closed = main_gone
+    tune_gc_for_serving()
     try:
         worker.run()
     finally:

@@ -433,3 +433,18 @@ def test_clients_of_the_other_workers_see_nothing_of_a_death(two_workers, workdi
         wait_for(lambda: other["pid"] not in [w["pid"] for w in workers(proxy)]
                  and len(workers(proxy)) == 2, "the killed worker replaced")
         assert ask("/second").startswith(b"HTTP/1.1 200")  # same connection, same worker
+
+
+def test_serving_processes_tune_the_collector():
+    """Worker processes (and the single-process ``pysozu start``) freeze the startup heap
+    and raise the young generation's threshold before serving (see
+    ``tune_gc_for_serving``); a process that only imports pysozu keeps CPython's defaults."""
+    import subprocess
+    import sys
+
+    probe = ("import gc; from pysozu.worker import tune_gc_for_serving as t; "
+             "before = (gc.get_threshold(), gc.get_freeze_count()); t(); "
+             "print(before, (gc.get_threshold(), gc.get_freeze_count() > 1000))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=WAIT, check=True).stdout.strip()
+    assert out == "((700, 10, 10), 0) ((10000, 20, 50), True)"
