@@ -81,10 +81,6 @@ STATIC_TABLE: Final[tuple[tuple[bytes, bytes], ...]] = (
     (b"user-agent", b""), (b"vary", b""), (b"via", b""), (b"www-authenticate", b""),
 )  # fmt: skip
 
-_FULL: Final[dict[tuple[bytes, bytes], bytes]] = {}
-_NAME: Final[dict[bytes, bytes]] = {}
-
-
 def _integer(value: int, prefix_bits: int, first: int) -> bytes:
     """§5.1: ``value`` with an N-bit prefix, ``first`` holding the pattern bits above it."""
     limit = (1 << prefix_bits) - 1
@@ -99,38 +95,43 @@ def _integer(value: int, prefix_bits: int, first: int) -> bytes:
     return bytes(out)
 
 
-for _index, (_name, _value) in enumerate(STATIC_TABLE, 1):
-    if _value:
-        _FULL.setdefault((_name, _value), _integer(_index, 7, 0x80))
-    _NAME.setdefault(_name, _integer(_index, 4, 0x00))
-del _index, _name, _value
+def _static_names() -> dict[bytes, tuple[bytes, dict[bytes, bytes]]]:
+    """name -> (its first index as a literal's 4-bit name prefix, value -> indexed field)."""
+    names: dict[bytes, tuple[bytes, dict[bytes, bytes]]] = {}
+    for index, (name, value) in enumerate(STATIC_TABLE, 1):
+        if name not in names:
+            names[name] = (_integer(index, 4, 0x00), {})
+        if value:
+            names[name][1].setdefault(value, _integer(index, 7, 0x80))
+    return names
+
+
+_STATIC_NAMES: Final = _static_names()
 
 #: string lengths below 127 are one byte (H bit 0): most names and values
 _SHORT: Final = tuple(bytes((n,)) for n in range(127))
-
-
-def _string(data: bytes) -> bytes:
-    n = len(data)
-    return (_SHORT[n] if n < 127 else _integer(n, 7, 0x00)) + data
+_LITERAL_NAME: Final = b"\x00"  # literal without indexing, new name
 
 
 def encode_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
     """A header block for ``headers`` (names lowercase, as HTTP/2 requires)."""
-    full = _FULL
-    names = _NAME
+    static = _STATIC_NAMES
+    short = _SHORT
     parts: list[bytes] = []
     for name, value in headers:
-        indexed = full.get((name, value))
-        if indexed is not None:
-            parts.append(indexed)
-            continue
-        prefix = names.get(name)
-        if prefix is not None:
-            parts.append(prefix)
+        entry = static.get(name)
+        if entry is None:
+            n = len(name)
+            parts += (_LITERAL_NAME, short[n] if n < 127 else _integer(n, 7, 0x00), name)
         else:
-            parts.append(b"\x00")
-            parts.append(_string(name))
-        parts.append(_string(value))
+            if entry[1]:
+                indexed = entry[1].get(value)
+                if indexed is not None:
+                    parts.append(indexed)
+                    continue
+            parts.append(entry[0])
+        n = len(value)
+        parts += (short[n] if n < 127 else _integer(n, 7, 0x00), value)
     return b"".join(parts)
 
 

@@ -52,6 +52,7 @@ high request rate never comes near the limits, since none of them counts normal 
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -324,6 +325,7 @@ class H2Connection:
         self.streams: dict[int, Stream] = {}
         #: recently closed stream ids → True when this side reset them
         self._closed: dict[int, bool] = {}
+        self._closed_order: deque[int] = deque()  # oldest first, to forget in O(1)
         self.highest_remote_id = 0
         self.next_local_id = 1 if client else 2
         self._out: list[bytes] = []
@@ -552,9 +554,13 @@ class H2Connection:
 
     def _remember_closed(self, sid: int, reset: bool) -> None:
         closed = self._closed
+        if sid not in closed:
+            self._closed_order.append(sid)
         closed[sid] = reset
         if len(closed) > _CLOSED_MEMORY:
-            del closed[next(iter(closed))]
+            # not ``next(iter(closed))``: a dict whose oldest keys keep being deleted is
+            # scanned over their empty slots by each new iterator
+            del closed[self._closed_order.popleft()]
 
     # -- frame handlers -----------------------------------------------------------------------
     def _on_data(self, flags: int, sid: int, payload: bytes, events: list[Event]) -> None:

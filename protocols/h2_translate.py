@@ -208,6 +208,13 @@ CONNECTION_FIELDS: Final = frozenset(
 _FORBIDDEN_TRAILERS: Final = CONNECTION_FIELDS | {b"content-length", b"host"}
 _BODY_METHODS: Final = frozenset((b"POST", b"PUT", b"PATCH"))
 _PSEUDO_REQUEST: Final = frozenset((b":method", b":scheme", b":authority", b":path"))
+#: (name, value) fields whose syntax passed (a regular field, :method, :scheme or
+#: :authority; each name has one rule): clients send the same fields on every request
+#: (HPACK indexes them for that), and a set lookup is cheaper than two regular
+#: expressions. Bounded in count and in field size; once full, fields are checked each time.
+_CHECKED: Final[set[tuple[bytes, bytes]]] = set()
+_CHECKED_MAX: Final = 4096
+_CHECKED_FIELD_MAX: Final = 256
 
 
 def _bad_name(name: bytes) -> MalformedMessage:
@@ -275,41 +282,50 @@ def request_to_h1(
     name_ok = _NAME.fullmatch
     value_ok = _VALUE.fullmatch
     special = _SPECIAL.get
-    for name, value in headers:
+    checked = _CHECKED
+    for field in headers:
+        name, value = field
         kind = special(name)
         if kind is None:
-            if name_ok(name) is None:
-                raise _bad_name(name)
-            if value_ok(value) is None:
-                raise _bad_value(name, value)
+            if field not in checked:
+                if name_ok(name) is None:
+                    raise _bad_name(name)
+                if value_ok(value) is None:
+                    raise _bad_value(name, value)
+                if len(checked) < _CHECKED_MAX and len(name) + len(value) <= _CHECKED_FIELD_MAX:
+                    checked.add(field)
             parts += (name, b": ", value, b"\r\n")
             regular = True
             continue
         if kind <= _PATH:  # a pseudo-header
             if regular:
                 raise _bad_name(name)
+            known = field in checked
             if kind == _METHOD:
                 if method is not None:
                     raise MalformedMessage("more than one :method")
-                if _TOKEN.fullmatch(value) is None:
+                if not known and _TOKEN.fullmatch(value) is None:
                     raise MalformedMessage(f"invalid :method {value!r}")
                 method = value
             elif kind == _PATH:
                 if path is not None:
                     raise MalformedMessage("more than one :path")
                 path = value
+                known = True  # checked after the loop (CONNECT has its own rules)
             elif kind == _AUTHORITY:
                 if authority is not None:
                     raise MalformedMessage("more than one :authority")
-                if value_ok(value) is None:
+                if not known and value_ok(value) is None:
                     raise _bad_value(name, value)
                 authority = value
             else:
                 if scheme is not None:
                     raise MalformedMessage("more than one :scheme")
-                if _SCHEME.fullmatch(value) is None:
+                if not known and _SCHEME.fullmatch(value) is None:
                     raise MalformedMessage(f"invalid :scheme {value!r}")
                 scheme = value
+            if not known and len(checked) < _CHECKED_MAX and len(value) <= _CHECKED_FIELD_MAX:
+                checked.add(field)
             continue
         regular = True
         if value_ok(value) is None:
@@ -430,6 +446,10 @@ def encode_chunk(data: bytes | memoryview) -> bytes:
 # Header ids (SCANNER.md) of the fields HTTP/2 must not carry (RFC 9113 §8.2.2).
 _HOP_IDS: Final = frozenset(HEADER_IDS[n] for n in CONNECTION_FIELDS)
 _TE_ID: Final = HEADER_IDS[b"te"]
+#: field name as a backend spelled it -> lowercase (bounded: a backend sending random names
+#: only makes the misses lower their name each time)
+_LOWERED: Final[dict[bytes, bytes]] = {}
+_LOWERED_MAX: Final = 512
 
 
 def h2_fields(
@@ -443,18 +463,26 @@ def h2_fields(
     fields: list[Header] = []
     tokens = head.connection_tokens
     hop = _HOP_IDS
-    s = head.spans
+    lowered = _LOWERED
+    s: list[int] = list(head.spans)
+    # slices of bytes are one allocation each; of a memoryview, two
+    data = buf if isinstance(buf, bytes) else bytes(buf[: head.length])
     for i in range(8, len(s), 5):
         if s[i] in hop:
-            value = bytes(buf[s[i + 3] : s[i + 4]])
+            value = data[s[i + 3] : s[i + 4]]
             if not (keep_te_trailers and s[i] == _TE_ID and value.lower() == b"trailers"):
                 continue
             fields.append((b"te", value))
             continue
-        name = bytes(buf[s[i + 1] : s[i + 2]]).lower()
+        raw = data[s[i + 1] : s[i + 2]]
+        name = lowered.get(raw)
+        if name is None:
+            name = raw.lower()
+            if len(lowered) < _LOWERED_MAX:
+                lowered[raw] = name
         if tokens and name in tokens:
             continue
-        fields.append((name, bytes(buf[s[i + 3] : s[i + 4]])))
+        fields.append((name, data[s[i + 3] : s[i + 4]]))
     return fields
 
 

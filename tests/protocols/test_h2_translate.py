@@ -913,3 +913,19 @@ def test_reader_partial_head_is_bounded() -> None:
         for _ in range(10):
             reader.feed(b"X-Long: " + b"a" * 20 + b"\r\n")
     assert (e.value.status, e.value.code) == (502, "HEAD_TOO_LARGE")
+
+
+def test_fields_checked_once_are_remembered_only_when_valid():
+    """request_to_h1 remembers fields that passed its syntax checks (clients repeat them):
+    the same bad field is refused on every request, and a good one still passes beside a
+    bad one with the same name."""
+    good = (b"x-seen", b"a value")
+    assert b"x-seen: a value" in request_to_h1([*pseudo(), good], end_stream=True).head
+    assert b"x-seen: a value" in request_to_h1([*pseudo(), good], end_stream=True).head
+    for _ in range(2):
+        with pytest.raises(MalformedMessage):
+            request_to_h1([*pseudo(), (b"x-seen", b"bad\x00value")], end_stream=True)
+        with pytest.raises(MalformedMessage):
+            request_to_h1([(b":method", b"G T"), *pseudo()[1:]], end_stream=True)
+        with pytest.raises(MalformedMessage):
+            request_to_h1([*pseudo(authority=b"a b\r\n")], end_stream=True)
