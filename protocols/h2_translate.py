@@ -486,6 +486,30 @@ def h2_fields(
     return fields
 
 
+def _trusted_fields(head: bytes) -> list[Header]:
+    """The HTTP/2 fields of a response head this proxy wrote itself from a parsed one
+    (``H1ResponseReader.expect_head``): every line is known to be ``name:OWS value OWS``;
+    names are lowercased and the connection-specific fields dropped, as :func:`h2_fields`
+    does (the fields a Connection header named were already left out of the head)."""
+    fields: list[Header] = []
+    lowered = _LOWERED
+    drop = CONNECTION_FIELDS
+    lines = head.split(b"\r\n")
+    for k in range(1, len(lines) - 2):  # after the status line, before the empty line
+        line = lines[k]
+        colon = line.find(b":")
+        raw = line[:colon]
+        name = lowered.get(raw)
+        if name is None:
+            name = raw.lower()
+            if len(lowered) < _LOWERED_MAX:
+                lowered[raw] = name
+        if name in drop:
+            continue
+        fields.append((name, line[colon + 1 :].strip(b" \t")))
+    return fields
+
+
 def response_headers(head: ResponseHead, buf: bytes | bytearray | memoryview) -> list[Header]:
     """The HTTP/2 field list of an HTTP/1.x response head parsed over ``buf``: ``:status``
     first, then :func:`h2_fields`."""
@@ -570,7 +594,7 @@ class H1ResponseReader:
     the end of the final response are ignored: the writer sends none.
     """
 
-    __slots__ = ("_body", "_buf", "_last_len", "_limits", "_method", "_state", "done")
+    __slots__ = ("_body", "_buf", "_hint", "_last_len", "_limits", "_method", "_state", "done")
 
     def __init__(self, request_method: bytes, limits: Limits = DEFAULT_LIMITS) -> None:
         """``request_method``: a response to HEAD has no body (RFC 9110 §9.3.2)."""
@@ -580,7 +604,16 @@ class H1ResponseReader:
         self._buf = bytearray()  # a partial head
         self._last_len = 0
         self._body: LengthBody | ChunkedDecoder | None = None
+        self._hint: tuple[bytes, int, BodyKind, int] | None = None
         self.done = False
+
+    def expect_head(self, head: bytes, status: int, body: BodyKind, content_length: int) -> None:
+        """Say that the next bytes fed are exactly ``head``, a final response head the
+        HTTP/1.1 machine made from one it parsed, with that status and framing (the
+        parser's ``body``, a tunnel as ``CLOSE_DELIMITED``). The reader then takes the
+        fields from those trusted lines instead of parsing the head a second time; bytes
+        that are not that head are parsed as usual."""
+        self._hint = (head, status, body, content_length)
 
     def feed(self, data: Buffer) -> list[ResponseEvent]:
         """Consume all of ``data``; return the events it completes.
@@ -595,6 +628,16 @@ class H1ResponseReader:
         state = self._state
         start = 0
         if state == _HEAD:
+            hint = self._hint
+            if hint is not None:
+                self._hint = None
+                head = hint[0]
+                if not self._buf and (data is head or (
+                        isinstance(data, memoryview) and data.obj is head
+                        and len(data) == len(head))):
+                    fields = [(b":status", b"%d" % hint[1]), *_trusted_fields(head)]
+                    self._start_body(fields, hint[2], hint[3], events)
+                    return events
             buf = self._buf
             if buf:
                 buf += data
@@ -663,21 +706,25 @@ class H1ResponseReader:
             body = head.body
             if head.tunnel:  # a 2xx to CONNECT: the bytes after are the tunnel's
                 body = BodyKind.CLOSE_DELIMITED
-            if body == BodyKind.NONE or (body == BodyKind.LENGTH and not head.content_length):
-                events.append(ResponseHeaders(fields, True, False))
-                self._finish()
-                return pos
-            events.append(ResponseHeaders(fields, False, False))
-            if body == BodyKind.LENGTH:
-                assert head.content_length is not None
-                self._body = LengthBody(head.content_length)
-                self._state = _BODY
-            elif body == BodyKind.CHUNKED:
-                self._body = ChunkedDecoder(limits, response=True)
-                self._state = _BODY
-            else:
-                self._state = _CLOSE
+            self._start_body(fields, body, head.content_length or 0, events)
             return pos
+
+    def _start_body(self, fields: list[Header], body: BodyKind, content_length: int,
+                    events: list[ResponseEvent]) -> None:
+        """The final head is read: its HEADERS event, and the state for what follows."""
+        if body == BodyKind.NONE or (body == BodyKind.LENGTH and not content_length):
+            events.append(ResponseHeaders(fields, True, False))
+            self._finish()
+            return
+        events.append(ResponseHeaders(fields, False, False))
+        if body == BodyKind.LENGTH:
+            self._body = LengthBody(content_length)
+            self._state = _BODY
+        elif body == BodyKind.CHUNKED:
+            self._body = ChunkedDecoder(self._limits, response=True)
+            self._state = _BODY
+        else:
+            self._state = _CLOSE
 
     def _read_body(self, data: Buffer, start: int, events: list[ResponseEvent]) -> None:
         body = self._body

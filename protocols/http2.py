@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from pysozu.parser import ParseError
 from pysozu.parser import h2 as frames
+from pysozu.parser.h1 import BodyKind, ResponseHead
 from pysozu.parser.h2 import ErrorCode
 from pysozu.reactor.readiness import ERROR, HUP, NONE, READABLE, WRITABLE, Readiness
 from pysozu.reactor.session import (
@@ -227,6 +228,14 @@ class StreamHttp(Http):
         # a stream carries one request: whatever its bytes might say, the machine never
         # parses a second one (no request hidden in a body can reach a backend)
         self.close_after = True
+
+    def _rewrite_response(self, head: ResponseHead, buf: memoryview) -> bytes:
+        """The response head for the client, which the stream's reader is told to expect:
+        it takes its fields without parsing it again (``H1ResponseReader.expect_head``)."""
+        out = super()._rewrite_response(head, buf)
+        body = BodyKind.CLOSE_DELIMITED if head.tunnel else head.body
+        self.session.reader.expect_head(out, head.status, body, head.content_length or 0)
+        return out
 
     def park_backend(self) -> None:
         """The stream is done: leave an idle keep-alive backend connection to the next

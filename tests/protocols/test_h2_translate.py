@@ -929,3 +929,43 @@ def test_fields_checked_once_are_remembered_only_when_valid():
             request_to_h1([(b":method", b"G T"), *pseudo()[1:]], end_stream=True)
         with pytest.raises(MalformedMessage):
             request_to_h1([*pseudo(authority=b"a b\r\n")], end_stream=True)
+
+
+# --- H1ResponseReader.expect_head: a head the machine wrote, not parsed again -----------------
+
+HINTED_HEADS = [
+    (b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 5\r\nSozu-Id: 01\r\n\r\n",
+     b"hello"),
+    (b"HTTP/1.1 200 OK\r\nContent-Type:  text/plain \t\r\nTransfer-Encoding: chunked\r\n"
+     b"Connection: close\r\nKeep-Alive: timeout=5\r\n\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+    (b"HTTP/1.1 204 No Content\r\nX-A: b:c\r\n\r\n", b""),
+    (b"HTTP/1.1 200 OK\r\nX-Empty:\r\n\r\n", b"until the end"),
+]
+
+
+@pytest.mark.parametrize("message", HINTED_HEADS, ids=["length", "chunked-ows-hop", "204",
+                                                      "close-delimited"])
+def test_reader_expected_head_reads_as_the_parsed_one(backend: str, message) -> None:
+    head, body = message
+    parsed_reader = H1ResponseReader(b"GET")
+    parsed = parsed_reader.feed(head)
+    parsed_head = parse_response_head(head, request_method=b"GET")
+    assert parsed_head is not None
+    hinted_reader = H1ResponseReader(b"GET")
+    hinted_reader.expect_head(head, parsed_head.status, parsed_head.body,
+                              parsed_head.content_length or 0)
+    assert hinted_reader.feed(memoryview(head)) == parsed
+    assert hinted_reader.feed(body) == parsed_reader.feed(body)
+    assert hinted_reader.done == parsed_reader.done
+
+
+def test_reader_takes_the_expected_head_only_for_that_object(backend: str) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    reader = H1ResponseReader(b"GET")
+    # the status told with the head is what the HEADERS get: the head is not parsed again
+    reader.expect_head(head, 299, BodyKind.LENGTH, 0)
+    assert reader.feed(head)[0].headers[0] == (b":status", b"299")
+    # equal bytes in another object (or after other bytes) are parsed as usual
+    reader = H1ResponseReader(b"GET")
+    reader.expect_head(head, 299, BodyKind.LENGTH, 0)
+    assert reader.feed(bytes(bytearray(head)))[0].headers[0] == (b":status", b"200")
