@@ -390,7 +390,9 @@ def request_to_h1(
             chunked = True
         elif method in _BODY_METHODS:
             parts.append(b"Content-Length: 0\r\n")
-    if authority is not None and b"@" in authority:
+    # find, not ``in``: bytes.__contains__ first tries its argument as an integer, and the
+    # TypeError it formats and drops costs more than the search
+    if authority is not None and authority.find(b"@") >= 0:
         raise MalformedMessage("userinfo in the authority")
 
     parts[0] = b"%s %s HTTP/1.1\r\n" % (method, target)

@@ -22,7 +22,6 @@ once per ``duration``.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -58,7 +57,7 @@ class Timers:
         self.now = clock()
         self._heap: list[tuple[float, int, TimerEntry]] = []
         self._live = 0
-        self._seq = itertools.count()
+        self._seq = 0  # ties on a deadline run in scheduling order
 
     def update_now(self) -> float:
         self.now = now = self.clock()
@@ -66,7 +65,7 @@ class Timers:
 
     def schedule(self, delay: float, callback: Callable[[], None]) -> TimerEntry:
         deadline = self.now + delay
-        seq = next(self._seq)
+        self._seq = seq = self._seq + 1
         entry = TimerEntry(deadline, seq, callback)
         heap = self._heap
         self._live = live = self._live + 1
