@@ -114,25 +114,45 @@ _LITERAL_NAME: Final = b"\x00"  # literal without indexing, new name
 
 
 def encode_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
-    """A header block for ``headers`` (names lowercase, as HTTP/2 requires)."""
-    static = _STATIC_NAMES
-    short = _SHORT
+    """A header block for ``headers`` (names lowercase, as HTTP/2 requires).
+
+    Each short field's representation is kept in a cache: a stateless encoder writes a
+    field the same way every time, and a proxy sends the same fields again and again
+    (status, server, content type). Emptied when full."""
+    cache = _ENCODED
     parts: list[bytes] = []
-    for name, value in headers:
-        entry = static.get(name)
-        if entry is None:
-            n = len(name)
-            parts += (_LITERAL_NAME, short[n] if n < 127 else _integer(n, 7, 0x00), name)
-        else:
-            if entry[1]:
-                indexed = entry[1].get(value)
-                if indexed is not None:
-                    parts.append(indexed)
-                    continue
-            parts.append(entry[0])
-        n = len(value)
-        parts += (short[n] if n < 127 else _integer(n, 7, 0x00), value)
+    for field in headers:
+        encoded = cache.get(field)
+        if encoded is None:
+            encoded = _encode_field(field[0], field[1])
+            if len(field[0]) + len(field[1]) <= _CACHE_FIELD_MAX:
+                if len(cache) >= _CACHE_MAX:
+                    cache.clear()
+                cache[field] = encoded
+        parts.append(encoded)
     return b"".join(parts)
+
+
+def _encode_field(name: bytes, value: bytes) -> bytes:
+    short = _SHORT
+    entry = _STATIC_NAMES.get(name)
+    if entry is None:
+        n = len(name)
+        parts = [_LITERAL_NAME, short[n] if n < 127 else _integer(n, 7, 0x00), name]
+    else:
+        indexed = entry[1].get(value)
+        if indexed is not None:
+            return indexed
+        parts = [entry[0]]
+    n = len(value)
+    parts += (short[n] if n < 127 else _integer(n, 7, 0x00), value)
+    return b"".join(parts)
+
+
+#: field -> its representation; see encode_headers
+_ENCODED: Final[dict[tuple[bytes, bytes], bytes]] = {}
+_CACHE_MAX: Final = 4096
+_CACHE_FIELD_MAX: Final = 256
 
 
 def table_size_update(size: int) -> bytes:

@@ -208,11 +208,12 @@ CONNECTION_FIELDS: Final = frozenset(
 _FORBIDDEN_TRAILERS: Final = CONNECTION_FIELDS | {b"content-length", b"host"}
 _BODY_METHODS: Final = frozenset((b"POST", b"PUT", b"PATCH"))
 _PSEUDO_REQUEST: Final = frozenset((b":method", b":scheme", b":authority", b":path"))
-#: (name, value) fields whose syntax passed (a regular field, :method, :scheme or
-#: :authority; each name has one rule): clients send the same fields on every request
-#: (HPACK indexes them for that), and a set lookup is cheaper than two regular
-#: expressions. Bounded in count and in field size; once full, fields are checked each time.
-_CHECKED: Final[set[tuple[bytes, bytes]]] = set()
+#: (name, value) fields whose syntax passed (a regular field, :method, :scheme,
+#: :authority or :path; each name has one rule), with a regular field's HTTP/1.1 line: clients
+#: send the same fields on every request (HPACK indexes them for that), and a lookup is
+#: cheaper than two regular expressions and a line to build. Bounded in field size and in
+#: count (emptied when full).
+_CHECKED: Final[dict[tuple[bytes, bytes], bytes]] = {}
 _CHECKED_MAX: Final = 4096
 _CHECKED_FIELD_MAX: Final = 256
 
@@ -277,24 +278,29 @@ def request_to_h1(
     cookie_at = -1
     cookies: list[bytes] = []
     content_length: int | None = None
+    path_field = (b"", b"")
+    path_known = False
     # slot 0: the request line, slot 1: the Host line; both known only at the end
     parts: list[bytes] = [b"", b""]
-    name_ok = _NAME.fullmatch
-    value_ok = _VALUE.fullmatch
-    special = _SPECIAL.get
+    # no local aliases of bound methods (``get = d.get``): compiled, a direct call of a dict
+    # method or a regular expression is cheaper than making and calling the bound method
     checked = _CHECKED
     for field in headers:
         name, value = field
-        kind = special(name)
+        kind = _SPECIAL.get(name)
         if kind is None:
-            if field not in checked:
-                if name_ok(name) is None:
+            line = checked.get(field)
+            if line is None:
+                if _NAME.fullmatch(name) is None:
                     raise _bad_name(name)
-                if value_ok(value) is None:
+                if _VALUE.fullmatch(value) is None:
                     raise _bad_value(name, value)
-                if len(checked) < _CHECKED_MAX and len(name) + len(value) <= _CHECKED_FIELD_MAX:
-                    checked.add(field)
-            parts += (name, b": ", value, b"\r\n")
+                line = b"%s: %s\r\n" % (name, value)
+                if len(name) + len(value) <= _CHECKED_FIELD_MAX:
+                    if len(checked) >= _CHECKED_MAX:
+                        checked.clear()
+                    checked[field] = line
+            parts.append(line)
             regular = True
             continue
         if kind <= _PATH:  # a pseudo-header
@@ -311,12 +317,17 @@ def request_to_h1(
                 if path is not None:
                     raise MalformedMessage("more than one :path")
                 path = value
+                path_field = field
+                path_known = known
                 known = True  # checked after the loop (CONNECT has its own rules)
             elif kind == _AUTHORITY:
                 if authority is not None:
                     raise MalformedMessage("more than one :authority")
-                if not known and value_ok(value) is None:
-                    raise _bad_value(name, value)
+                if not known:
+                    if _VALUE.fullmatch(value) is None:
+                        raise _bad_value(name, value)
+                    if value.find(b"@") >= 0:
+                        raise MalformedMessage("userinfo in the authority")
                 authority = value
             else:
                 if scheme is not None:
@@ -324,11 +335,13 @@ def request_to_h1(
                 if not known and _SCHEME.fullmatch(value) is None:
                     raise MalformedMessage(f"invalid :scheme {value!r}")
                 scheme = value
-            if not known and len(checked) < _CHECKED_MAX and len(value) <= _CHECKED_FIELD_MAX:
-                checked.add(field)
+            if not known and len(value) <= _CHECKED_FIELD_MAX:
+                if len(checked) >= _CHECKED_MAX:
+                    checked.clear()
+                checked[field] = b""
             continue
         regular = True
-        if value_ok(value) is None:
+        if _VALUE.fullmatch(value) is None:
             raise _bad_value(name, value)
         if kind == _COOKIE:
             if cookie_at < 0:
@@ -377,8 +390,13 @@ def request_to_h1(
             raise MalformedMessage("missing :path")
         if not path:
             raise MalformedMessage("empty :path")
-        if _TARGET.fullmatch(path) is None:
-            raise MalformedMessage(f"invalid :path {path!r}")
+        if not path_known:
+            if _TARGET.fullmatch(path) is None:
+                raise MalformedMessage(f"invalid :path {path!r}")
+            if len(path) <= _CHECKED_FIELD_MAX:
+                if len(checked) >= _CHECKED_MAX:
+                    checked.clear()
+                checked[path_field] = b""
         if path[0] != 47 and not (path == b"*" and method == b"OPTIONS"):  # 47: "/"
             raise MalformedMessage(f":path {path!r} is neither origin-form nor * for OPTIONS")
         target = path
@@ -390,9 +408,9 @@ def request_to_h1(
             chunked = True
         elif method in _BODY_METHODS:
             parts.append(b"Content-Length: 0\r\n")
-    # find, not ``in``: bytes.__contains__ first tries its argument as an integer, and the
-    # TypeError it formats and drops costs more than the search
-    if authority is not None and authority.find(b"@") >= 0:
+    # (:authority was checked above) find, not ``in``: bytes.__contains__ first tries its
+    # argument as an integer, and the TypeError it formats and drops costs more than a search
+    if host_seen and authority is not None and authority.find(b"@") >= 0:
         raise MalformedMessage("userinfo in the authority")
 
     parts[0] = b"%s %s HTTP/1.1\r\n" % (method, target)
@@ -492,24 +510,46 @@ def _trusted_fields(head: bytes) -> list[Header]:
     """The HTTP/2 fields of a response head this proxy wrote itself from a parsed one
     (``H1ResponseReader.expect_head``): every line is known to be ``name:OWS value OWS``;
     names are lowercased and the connection-specific fields dropped, as :func:`h2_fields`
-    does (the fields a Connection header named were already left out of the head)."""
+    does (the fields a Connection header named were already left out of the head).
+
+    A backend repeats most of its lines from response to response (server, content type,
+    length, the date within a second): each short line's field is kept in a cache, so a
+    repeated line costs one lookup and hands over the same tuple (which the HPACK encoder's
+    own cache then finds by identity). The cache is emptied when full: lines that never
+    repeat (request ids) only make it start over now and then."""
     fields: list[Header] = []
-    lowered = _LOWERED
-    drop = CONNECTION_FIELDS
+    cache = _LINE_FIELDS
     lines = head.split(b"\r\n")
     for k in range(1, len(lines) - 2):  # after the status line, before the empty line
         line = lines[k]
-        colon = line.find(b":")
-        raw = line[:colon]
-        name = lowered.get(raw)
-        if name is None:
-            name = raw.lower()
-            if len(lowered) < _LOWERED_MAX:
-                lowered[raw] = name
-        if name in drop:
-            continue
-        fields.append((name, line[colon + 1 :].strip(b" \t")))
+        field = cache.get(line)
+        if field is None:
+            field = _line_field(line)
+            if len(line) <= _LINE_CACHE_LINE_MAX:
+                if len(cache) >= _LINE_CACHE_MAX:
+                    cache.clear()
+                cache[line] = field
+        if field[0]:  # an empty name: a dropped line
+            fields.append(field)
     return fields
+
+
+def _line_field(line: bytes) -> Header:
+    """One trusted ``name:OWS value OWS`` line as a field; ``(b"", b"")`` for a
+    connection-specific one."""
+    colon = line.find(b":")
+    name = line[:colon].lower()
+    if name in CONNECTION_FIELDS:
+        return (b"", b"")
+    return (name, line[colon + 1 :].strip(b" \t"))
+
+
+#: status code -> its ``:status`` field
+_STATUS_FIELDS: Final[dict[int, Header]] = {}
+#: trusted response line -> its field (empty name: dropped); see _trusted_fields
+_LINE_FIELDS: Final[dict[bytes, Header]] = {}
+_LINE_CACHE_MAX: Final = 4096
+_LINE_CACHE_LINE_MAX: Final = 256
 
 
 def response_headers(head: ResponseHead, buf: bytes | bytearray | memoryview) -> list[Header]:
@@ -637,7 +677,10 @@ class H1ResponseReader:
                 if not self._buf and (data is head or (
                         isinstance(data, memoryview) and data.obj is head
                         and len(data) == len(head))):
-                    fields = [(b":status", b"%d" % hint[1]), *_trusted_fields(head)]
+                    status = _STATUS_FIELDS.get(hint[1])
+                    if status is None:  # at most 900 of them (100-999)
+                        status = _STATUS_FIELDS[hint[1]] = (b":status", b"%d" % hint[1])
+                    fields = [status, *_trusted_fields(head)]
                     self._start_body(fields, hint[2], hint[3], events)
                     return events
             buf = self._buf

@@ -1720,12 +1720,12 @@ class Http(SessionState):
     def _write_back(self) -> bool:
         back = self.back
         assert back is not None
-        write = back.socket_write
         back_r = self.back_r
         out = self.back_out
         while self.back_out_pos < len(out):
             pos = self.back_out_pos
-            n, result = write(memoryview(out)[pos:] if pos else out)
+            # called on ``back`` (a SocketHandler): compiled, a native method call
+            n, result = back.socket_write(memoryview(out)[pos:] if pos else out)
             if result is _CONTINUE:
                 self.back_out_pos += n
                 continue
@@ -1736,7 +1736,7 @@ class Http(SessionState):
         mv = self.front_mv
         while self.front_start < self.req_fwd_end:
             assert mv is not None
-            n, result = write(mv[self.front_start : self.req_fwd_end])
+            n, result = back.socket_write(mv[self.front_start : self.req_fwd_end])
             if result is _CONTINUE:
                 self.front_start += n
                 self.req_body_sent += n

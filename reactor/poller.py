@@ -80,12 +80,11 @@ class EpollPoller:
         except InterruptedError:
             return []
         out: list[tuple[int, int]] = []
-        append = out.append
         for fd, mask in events:
             bits = mask & _KEEP
             if mask & _RDHUP:
                 bits |= READABLE | READ_HUP
-            append((fd, bits))
+            out.append((fd, bits))  # compiled: a direct list append, not a bound method
         return out
 
     def close(self) -> None:
