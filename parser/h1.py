@@ -189,7 +189,7 @@ class Limits:
 
 DEFAULT_LIMITS: Final = Limits()
 
-_OWS = b" \t"
+_OWS: Final = b" \t"
 _KNOWN_CODINGS: Final = frozenset(
     (b"chunked", b"gzip", b"deflate", b"compress", b"x-gzip", b"x-compress")
 )
@@ -715,9 +715,9 @@ def _split_tokens(values: list[bytes]) -> tuple[bytes, ...]:
 # proxy sees few distinct Host and Connection values). Bounded: a peer sending new values
 # only makes them start over.
 _MEMO_SIZE: Final = 1024
-_VALID_HOSTS: dict[bytes, bool] = {}
-_TOKENS: dict[bytes, _Connection] = {}  # a Connection value -> _connection's answer
-_CODINGS: dict[bytes, tuple[bytes, ...] | None] = {}  # a Transfer-Encoding value -> _codings
+_VALID_HOSTS: Final[dict[bytes, bool]] = {}
+_TOKENS: Final[dict[bytes, _Connection]] = {}  # a Connection value -> _connection's answer
+_CODINGS: Final[dict[bytes, tuple[bytes, ...] | None]] = {}  # a Transfer-Encoding value -> _codings
 _CODINGS_KEY_MAX: Final = 256  # longer values are not remembered: they are not the usual ones
 
 

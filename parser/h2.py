@@ -111,11 +111,11 @@ class FrameError(Exception):
         self.reason = reason
 
 
-_HEADER = struct.Struct(">HBBBL")
-_U32 = struct.Struct(">L")
-_U32U32 = struct.Struct(">LL")
-_SETTING = struct.Struct(">HL")
-_PRIORITY = struct.Struct(">LB")
+_HEADER: Final = struct.Struct(">HBBBL")
+_U32: Final = struct.Struct(">L")
+_U32U32: Final = struct.Struct(">LL")
+_SETTING: Final = struct.Struct(">HL")
+_PRIORITY: Final = struct.Struct(">LB")
 
 Frame = tuple[int, int, int, bytes]
 

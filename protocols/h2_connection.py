@@ -55,6 +55,7 @@ import enum
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
 from ..parser import h2 as f
 from ..parser.h2 import ErrorCode, FrameError, Setting
@@ -83,7 +84,7 @@ __all__ = [
 
 Header = tuple[bytes, bytes]
 
-_CLOSED_MEMORY = 1024
+_CLOSED_MEMORY: Final = 1024
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class StreamInput(enum.IntEnum):
 S, I = StreamState, StreamInput  # noqa: E741 (table shorthand)
 
 #: RFC 9113 §5.1 (figure 2), without the reserved states (push is refused both ways).
-_TRANSITIONS: dict[tuple[StreamState, StreamInput], StreamState] = {
+_TRANSITIONS: Final[dict[tuple[StreamState, StreamInput], StreamState]] = {
     (S.IDLE, I.SEND_HEADERS): S.OPEN,
     (S.IDLE, I.RECV_HEADERS): S.OPEN,
     (S.OPEN, I.SEND_HEADERS): S.OPEN,
@@ -155,7 +156,7 @@ _TRANSITIONS: dict[tuple[StreamState, StreamInput], StreamState] = {
 }
 
 #: What a received input with no transition is (§5.1): (code, connection-wide?).
-_RECV_ERRORS: dict[tuple[StreamState, StreamInput], tuple[ErrorCode, bool]] = {
+_RECV_ERRORS: Final[dict[tuple[StreamState, StreamInput], tuple[ErrorCode, bool]]] = {
     (S.IDLE, I.RECV_DATA): (ErrorCode.PROTOCOL_ERROR, True),
     (S.IDLE, I.RECV_RST_STREAM): (ErrorCode.PROTOCOL_ERROR, True),
     (S.HALF_CLOSED_REMOTE, I.RECV_HEADERS): (ErrorCode.STREAM_CLOSED, False),
@@ -166,7 +167,7 @@ _RECV_ERRORS: dict[tuple[StreamState, StreamInput], tuple[ErrorCode, bool]] = {
 del S, I
 
 #: states in which the peer may still send DATA on a stream
-_RECEIVING = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL})
+_RECEIVING: Final = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL})
 
 
 class _StreamError(Exception):

@@ -173,7 +173,7 @@ _TARGET = re.compile(rb"[\x21-\x7e]+")
 # control byte but HTAB inside, none of SP/HTAB at either end; obs-text allowed.
 _VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
 _NUL_CR_LF = re.compile(rb"[\x00\r\n]")
-_OWS = b" \t"
+_OWS: Final = b" \t"
 
 # What request_to_h1 does with a name other than "append the line".
 _METHOD: Final = 1

@@ -166,7 +166,7 @@ _IN_SERVICE: Final = BackendStatus.NORMAL
 #: id-mask bits of Connection and Keep-Alive, and of a second Connection line (SCANNER.md)
 _HOP_BITS: Final = 1 << _H_CONNECTION | 1 << _H_KEEP_ALIVE | 1 << (18 + _H_CONNECTION)
 _CONNECTION_ONCE: Final = 1 << _H_CONNECTION
-_HSTS_NAME = frozenset((b"strict-transport-security",))
+_HSTS_NAME: Final = frozenset((b"strict-transport-security",))
 _STATUS_CLASSES: Final = tuple(f"http.status.{n}xx" for n in range(10))
 #: id-mask bits of the request headers every request may see rewritten
 _TOUCHED_IDS: Final = (1 << _H_XFF | 1 << _H_FORWARDED | 1 << _H_XFP | 1 << _H_XFPORT

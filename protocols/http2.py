@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from pysozu.parser import ParseError
 from pysozu.parser import h2 as frames
@@ -92,15 +92,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("pysozu.http2")
 
 #: response bytes a stream may hold beyond what flow control lets out
-STREAM_OUTPUT_LIMIT = 64 * 1024
+STREAM_OUTPUT_LIMIT: Final = 64 * 1024
 #: bytes queued for the client socket beyond which no more DATA is framed this pass
-CONNECTION_OUTPUT_LIMIT = 256 * 1024
-_GRACEFUL_PING = b"pysozu\0\0"
+CONNECTION_OUTPUT_LIMIT: Final = 256 * 1024
+_GRACEFUL_PING: Final = b"pysozu\0\0"
 
-_CONTINUE = SocketResult.CONTINUE
-_WOULD_BLOCK = SocketResult.WOULD_BLOCK
-_CLOSED = SocketResult.CLOSED
-_ERROR = SocketResult.ERROR
+_CONTINUE: Final = SocketResult.CONTINUE
+_WOULD_BLOCK: Final = SocketResult.WOULD_BLOCK
+_CLOSED: Final = SocketResult.CLOSED
+_ERROR: Final = SocketResult.ERROR
 
 
 class StreamFront:
@@ -168,7 +168,7 @@ class StreamFront:
 
 
 #: idle backend connections an HTTP/2 connection keeps for its next streams
-MAX_PARKED_BACKENDS = 32
+MAX_PARKED_BACKENDS: Final = 32
 
 
 class ParkedBackend(ProxySession):
