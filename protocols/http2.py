@@ -57,7 +57,7 @@ from pysozu.reactor.session import (
     SocketResult,
     StateMachineSession,
 )
-from pysozu.reactor.timer import Timeout
+from pysozu.reactor.timer import UNARMED, PolledTimeout, Timeout
 
 from .backends import Backend, BackendStatus
 from .h2_connection import (
@@ -216,6 +216,10 @@ class ParkedBackend(ProxySession):
         return READABLE | HUP | ERROR
 
 
+def _noop() -> None:
+    pass
+
+
 class StreamHttp(Http):
     """The HTTP/1.1 machine of one stream: per-IP limits count the connection once, and
     backend connections pass from stream to stream of the same connection."""
@@ -224,7 +228,11 @@ class StreamHttp(Http):
     PROTOCOL_NAMES = ("H2C", "H2")
 
     def __init__(self, session: Any, proxy: HttpProxy, config: HttpListenerConfig) -> None:
-        super().__init__(session, proxy, config)
+        # a stream's timers are polled ones (reactor/timer.py): a stream lives a few
+        # milliseconds, and a heap entry per timer was 3 % of an HTTP/2 request
+        polled = session.server.timers.polled
+        super().__init__(session, proxy, config,
+                         front_timeout=PolledTimeout(polled, config.request_timeout, _noop))
         # a stream carries one request: whatever its bytes might say, the machine never
         # parses a second one (no request hidden in a body can reach a backend)
         self.close_after = True
@@ -284,6 +292,14 @@ class StreamHttp(Http):
         self._backend_timeouts()
         self.back_timeout.set(self.config.back_timeout)
         return True
+
+    def _backend_timeouts(self) -> None:
+        if self.back_timeout is not UNARMED:
+            return
+        polled, config = self.timers.polled, self.config
+        self.back_timeout = PolledTimeout(polled, config.back_timeout, self._back_timed_out)
+        self.connect_timeout = PolledTimeout(polled, config.connect_timeout,
+                                             self._connect_timed_out)
 
     def _acquire_ip_slot(self, cluster_id: str, cluster: Any) -> bool:
         owner: Http2 = self.session.owner

@@ -18,6 +18,13 @@ and only records the loop time of the last activity (``touch``, one attribute st
 When the deadline comes it checks that time: if there was activity it re-arms itself for
 ``last + duration``, otherwise it fires. So a busy connection moves its timer at most
 once per ``duration``.
+
+Owners that live a few milliseconds and almost never time out (HTTP/2 streams: a stream's
+request, front and backend timeouts) would still each push a heap entry, cancel it and
+leave it dead in the heap. A ``PolledTimeout`` instead joins ``Timers.polled``, a
+``TimeoutGroup``: arming adds it to a dict, cancelling removes it, and one heap entry for
+the whole group checks its members' ``last + duration`` every ``POLL_INTERVAL`` (sooner
+when a member's duration is shorter). A member fires up to that interval late.
 """
 
 from __future__ import annotations
@@ -55,9 +62,18 @@ class Timers:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.now = clock()
+        self._polled: TimeoutGroup | None = None
         self._heap: list[tuple[float, int, TimerEntry]] = []
         self._live = 0
         self._seq = 0  # ties on a deadline run in scheduling order
+
+    @property
+    def polled(self) -> TimeoutGroup:
+        r"""The group of ``PolledTimeout``\ s of this loop (made on first use)."""
+        group = self._polled
+        if group is None:
+            group = self._polled = TimeoutGroup(self)
+        return group
 
     def update_now(self) -> float:
         self.now = now = self.clock()
@@ -178,6 +194,74 @@ class Timeout:
             return
         self._entry = None
         self.callback()
+
+
+#: how often a ``TimeoutGroup`` looks at its members (at most)
+POLL_INTERVAL: Final = 1.0
+
+
+class TimeoutGroup:
+    """Timeouts checked together by one timer entry (see the module docstring)."""
+
+    def __init__(self, timers: Timers, interval: float = POLL_INTERVAL) -> None:
+        self.timers = timers
+        self.interval = interval
+        self.members: dict[PolledTimeout, None] = {}
+        self._tick: TimerEntry | None = None
+        self._tick_at = 0.0
+
+    def add(self, member: PolledTimeout) -> None:
+        self.members[member] = None
+        due = member.last + min(member.duration, self.interval)
+        if self._tick is None or due < self._tick_at:
+            self._arm(due)
+
+    def _arm(self, at: float) -> None:
+        timers = self.timers
+        timers.cancel(self._tick)
+        self._tick_at = at
+        self._tick = timers.schedule(max(at - timers.now, 0.0), self._check)
+
+    def _check(self) -> None:
+        self._tick = None
+        now = self.timers.now
+        members = self.members
+        due = [m for m in members if m.last + m.duration <= now]
+        for member in due:
+            if member in members:  # an earlier callback may have cancelled it
+                del members[member]
+                try:
+                    member.callback()
+                except Exception:  # as in run_due: the other members still fire
+                    log.exception("timer callback %r failed", member.callback)
+        if members:
+            soonest = min(m.last + m.duration for m in members)
+            self._arm(min(soonest, now + self.interval))
+
+
+class PolledTimeout(Timeout):
+    """A ``Timeout`` with the same interface whose arming costs no heap entry: it is one
+    member of a ``TimeoutGroup`` (see the module docstring)."""
+
+    __slots__ = ("_group",)
+
+    def __init__(self, group: TimeoutGroup, duration: float,
+                 callback: Callable[[], None]) -> None:
+        super().__init__(group.timers, duration, callback)
+        self._group = group
+
+    def set(self, duration: float | None = None) -> None:
+        if duration is not None:
+            self.duration = duration
+        self.last = self._timers.now
+        self._group.add(self)
+
+    def cancel(self) -> None:
+        self._group.members.pop(self, None)
+
+    @property
+    def armed(self) -> bool:
+        return self in self._group.members
 
 
 class UnarmedTimeout(Timeout):

@@ -13,6 +13,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 
 import h2.errors
 import h2.settings
@@ -90,6 +91,36 @@ def test_finished_streams_are_freed_without_the_cyclic_collector(proxy, make_htt
             wait_for(lambda: alive_streams() == 0, what="finished streams freed")
     finally:
         gc.enable()
+
+
+def test_a_stream_times_out_alone(proxy, make_http_backend):
+    """A stream's timers are its own (polled ones, reactor/timer.py): a backend that does
+    not answer one stream gets that stream a 504 after the backend timeout, and a stream
+    whose request body stops coming ends too, while the connection's other streams are
+    served."""
+    backend = make_http_backend("one")
+    address = http_app(proxy, [backend.address],
+                       listener={"back_timeout": 1, "front_timeout": 2})
+    backend.release.clear()  # /hold waits for it
+    try:
+        with H2Client(address) as client:
+            started = time.monotonic()
+            held = client.request("/hold")
+            stalled = client.request("/upload", method="POST", end_stream=False)
+            client.send_body(stalled, b"part of a body", end_stream=False)
+            assert client.get("/fast").body == b"one GET /fast"
+            (held_response,) = client.wait(held)
+            assert held_response.status == 504
+            assert 0.9 < time.monotonic() - started < 1.9  # the backend timeout, not the front's
+            (stalled_response,) = client.wait(stalled)
+            assert stalled_response.reset is not None or stalled_response.status in (408, 504)
+            assert time.monotonic() - started < 5
+            assert client.get("/after").status == 200  # the connection is still fine
+        # both streams: the held one, and the upload whose backend waited for its body
+        wait_for(lambda: counters(proxy).get("backend.timeout", 0) == 2,
+                 what="the backend timeouts counted")
+    finally:
+        backend.release.set()
 
 
 def test_h2_and_http1_clients_share_a_listener(proxy, make_http_backend):

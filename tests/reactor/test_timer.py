@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pysozu.reactor.timer import UNARMED, Timeout, Timers
+from pysozu.reactor.timer import POLL_INTERVAL, UNARMED, PolledTimeout, Timeout, Timers
 
 
 class FakeClock:
@@ -148,3 +148,67 @@ def test_unarmed_timeout_is_inert_and_refuses_to_arm():
     with pytest.raises(RuntimeError):
         UNARMED.reuse(1.0, lambda: None)
     assert not UNARMED.armed
+
+
+# -- polled timeouts (one heap entry for a group) -----------------------------------------------
+
+
+def test_polled_timeouts_share_one_heap_entry_and_fire_within_the_interval():
+    clock = FakeClock()
+    timers = Timers(clock)
+    fired: list[str] = []
+    group = timers.polled
+    members = [PolledTimeout(group, 3, lambda n=n: fired.append(f"t{n}")) for n in range(50)]
+    for member in members:
+        member.set()
+    assert len(timers) == 1  # the group's tick only
+    assert all(m.armed for m in members)
+    for member in members[10:]:
+        member.cancel()  # what a finished stream does: no dead heap entry left behind
+    assert len(timers) == 1 and not members[10].armed
+    advance(timers, clock, 2.9)
+    assert fired == []
+    advance(timers, clock, 0.1)
+    advance(timers, clock, POLL_INTERVAL)  # due at 3 s: fired by the next tick at the latest
+    assert sorted(fired) == sorted(f"t{n}" for n in range(10))
+    assert not any(m.armed for m in members)
+    assert len(timers) == 0  # an empty group keeps no tick
+
+
+def test_polled_timeout_touch_postpones_and_short_durations_are_checked_sooner():
+    clock = FakeClock()
+    timers = Timers(clock)
+    fired: list[float] = []
+    slow = PolledTimeout(timers.polled, 5, lambda: fired.append(-timers.now))
+    slow.set()
+    for _ in range(4):  # activity every 2 s keeps it alive
+        advance(timers, clock, 2)
+        slow.touch()
+    assert fired == []
+    quick = PolledTimeout(timers.polled, 0.25, lambda: fired.append(timers.now))
+    quick.set()  # shorter than the interval: the tick comes sooner
+    advance(timers, clock, 0.25)
+    assert fired == [clock.t]
+    advance(timers, clock, 5)
+    assert fired[1:] == [-clock.t] and not slow.armed
+
+
+def test_polled_timeout_close_and_a_failing_member():
+    clock = FakeClock()
+    timers = Timers(clock)
+    fired: list[str] = []
+
+    def boom() -> None:
+        raise RuntimeError("member callback fails")
+
+    bad = PolledTimeout(timers.polled, 1, boom)
+    good = PolledTimeout(timers.polled, 1, lambda: fired.append("good"))
+    closed = PolledTimeout(timers.polled, 1, lambda: fired.append("closed"))
+    for member in (bad, good, closed):
+        member.set()
+    closed.close()
+    advance(timers, clock, 1)
+    assert fired == ["good"]  # the failure is logged; the other members still fire
+    closed.set(2)  # re-armed with a new duration after a close: its callback is gone
+    advance(timers, clock, 2)
+    assert fired == ["good"]
