@@ -52,7 +52,6 @@ high request rate never comes near the limits, since none of them counts normal 
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -326,7 +325,10 @@ class H2Connection:
         self.streams: dict[int, Stream] = {}
         #: recently closed stream ids → True when this side reset them
         self._closed: dict[int, bool] = {}
-        self._closed_order: deque[int] = deque()  # oldest first, to forget in O(1)
+        # the remembered ids in a ring, to forget the oldest in O(1) (a list: compiled, its
+        # item reads and writes are direct, where a deque's methods are generic calls)
+        self._closed_ring: list[int] = [0] * _CLOSED_MEMORY
+        self._closed_next = 0
         self.highest_remote_id = 0
         self.next_local_id = 1 if client else 2
         self._out: list[bytes] = []
@@ -556,12 +558,16 @@ class H2Connection:
     def _remember_closed(self, sid: int, reset: bool) -> None:
         closed = self._closed
         if sid not in closed:
-            self._closed_order.append(sid)
+            # not ``next(iter(closed))`` to find the oldest: a dict whose oldest keys keep
+            # being deleted is scanned over their empty slots by each new iterator
+            ring = self._closed_ring
+            at = self._closed_next
+            oldest = ring[at]
+            if oldest:
+                closed.pop(oldest, None)
+            ring[at] = sid
+            self._closed_next = (at + 1) % _CLOSED_MEMORY
         closed[sid] = reset
-        if len(closed) > _CLOSED_MEMORY:
-            # not ``next(iter(closed))``: a dict whose oldest keys keep being deleted is
-            # scanned over their empty slots by each new iterator
-            del closed[self._closed_order.popleft()]
 
     # -- frame handlers -----------------------------------------------------------------------
     def _on_data(self, flags: int, sid: int, payload: bytes, events: list[Event]) -> None:
