@@ -294,6 +294,7 @@ class StreamHttp(Http):
         return True
 
     def _backend_timeouts(self) -> None:
+        """``Http._backend_timeouts`` with polled timeouts, like the stream's front one."""
         if self.back_timeout is not UNARMED:
             return
         polled, config = self.timers.polled, self.config
