@@ -93,6 +93,7 @@ __all__ = [
     "TargetForm",
     "parse_request_head",
     "parse_response_head",
+    "remember",
     "serialize_chunk",
     "serialize_last_chunk",
     "serialize_request_head",
@@ -101,6 +102,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_K = TypeVar("_K")
 Buffer = bytes | bytearray | memoryview
 ScanHead = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int]]]
 # scan_head_ids (SCANNER.md, "The id mask"): (rc, spans, mask); the spans are a list or an
@@ -496,7 +498,7 @@ def parse_request_head(
         if value not in _VALID_HOSTS:
             if _HOST_VALUE.fullmatch(value) is None:
                 raise error("BAD_HOST", out[i])
-            _remember(_VALID_HOSTS, value, True)
+            remember(_VALID_HOSTS, value, True)
         if host is None:
             host = value
     elif minor:
@@ -654,7 +656,7 @@ def _framing(h: _Head, buf: Buffer, out: Sequence[int], ids: Sequence[int], mask
             else:
                 codings = _codings([value])
                 if len(value) <= _CODINGS_KEY_MAX:
-                    _remember(_CODINGS, value, codings)
+                    remember(_CODINGS, value, codings)
         if codings is None:
             raise error("BAD_TE", at, response=response)
         if not response and any(c not in _KNOWN_CODINGS for c in codings):
@@ -692,7 +694,7 @@ def _connection_value(value: bytes) -> _Connection:
     """_connection's answer for one Connection line, remembered (a handful of distinct
     values: keep-alive, close, upgrade...)."""
     known = _connection_of(_split_tokens([value]))
-    _remember(_TOKENS, value, known)
+    remember(_TOKENS, value, known)
     return known
 
 
@@ -721,8 +723,11 @@ _CODINGS: Final[dict[bytes, tuple[bytes, ...] | None]] = {}  # a Transfer-Encodi
 _CODINGS_KEY_MAX: Final = 256  # longer values are not remembered: they are not the usual ones
 
 
-def _remember(memo: dict[bytes, _T], key: bytes, value: _T) -> None:
-    if len(memo) >= _MEMO_SIZE:
+def remember(memo: dict[_K, _T], key: _K, value: _T, size: int = _MEMO_SIZE) -> None:
+    """Store in a memo of a pure function bounded to ``size`` entries: a full one starts
+    over (a peer sending new values only makes it refill; the usual ones come back at
+    once)."""
+    if len(memo) >= size:
         memo.clear()
     memo[key] = value
 

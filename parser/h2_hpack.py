@@ -49,6 +49,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from .h1 import remember
+
 __all__ = [
     "STATIC_TABLE",
     "Decoder",
@@ -80,6 +82,7 @@ STATIC_TABLE: Final[tuple[tuple[bytes, bytes], ...]] = (
     (b"set-cookie", b""), (b"strict-transport-security", b""), (b"transfer-encoding", b""),
     (b"user-agent", b""), (b"vary", b""), (b"via", b""), (b"www-authenticate", b""),
 )  # fmt: skip
+
 
 def _integer(value: int, prefix_bits: int, first: int) -> bytes:
     """§5.1: ``value`` with an N-bit prefix, ``first`` holding the pattern bits above it."""
@@ -126,9 +129,7 @@ def encode_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
         if encoded is None:
             encoded = _encode_field(field[0], field[1])
             if len(field[0]) + len(field[1]) <= _CACHE_FIELD_MAX:
-                if len(cache) >= _CACHE_MAX:
-                    cache.clear()
-                cache[field] = encoded
+                remember(cache, field, encoded, _CACHE_MAX)
         parts.append(encoded)
     return b"".join(parts)
 
@@ -340,7 +341,7 @@ class Decoder:
             else:  # §6.2.2 and §6.2.3 literal without indexing, never indexed
                 index, pos = _read_integer(block, pos, 4)
                 field, pos = self._literal(block, pos, index)
-            total += len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
+            total += _entry_size(field)
             if total > limit:
                 raise HeaderListTooLarge(f"the header list passes {limit} octets")
             headers.append(field)
@@ -364,7 +365,7 @@ class Decoder:
         return (name, value), pos
 
     def _add(self, field: tuple[bytes, bytes]) -> None:
-        cost = len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
+        cost = _entry_size(field)
         if cost > self.table_size:
             # §4.4: an entry larger than the table empties it and is not added
             self.entries.clear()
@@ -380,12 +381,17 @@ class Decoder:
         size = self.size
         drop = 0
         while size > room:
-            name, value = entries[drop]
-            size -= len(name) + len(value) + ENTRY_OVERHEAD
+            size -= _entry_size(entries[drop])
             drop += 1
         if drop:
             del entries[:drop]
             self.size = size
+
+
+def _entry_size(field: tuple[bytes, bytes]) -> int:
+    """§4.1: what a field costs in the dynamic table, and in SETTINGS_MAX_HEADER_LIST_SIZE
+    (RFC 9113 §6.5.2 counts the same way)."""
+    return len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
 
 
 def _read_integer(block: bytes, pos: int, prefix_bits: int) -> tuple[int, int]:

@@ -84,6 +84,7 @@ from pysozu.parser.h1 import (
     RequestHead,
     ResponseHead,
     parse_response_head,
+    remember,
 )
 
 __all__ = [
@@ -121,7 +122,26 @@ class MalformedMessage(Exception):
         self.reason = reason
 
 
-class H1Request:
+class _Record:
+    """Equality and repr by ``_key``, for the plain classes of this module: not
+    dataclasses, because compiled, a dataclass's generated ``__init__`` would still run as
+    Python bytecode, once per request."""
+
+    __slots__ = ()
+
+    def _key(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{self._key()!r}"
+
+
+class H1Request(_Record):
     """An HTTP/2 request as the HTTP/1.1 machine will read it.
 
     Attributes:
@@ -136,9 +156,6 @@ class H1Request:
         authority: ``:authority``, else the ``host`` field; ``b""`` when neither.
     """
 
-    # plain classes, not dataclasses: compiled, a dataclass's generated __init__ would
-    # still run as Python bytecode, once per request
-
     __slots__ = ("authority", "chunked", "content_length", "head", "method")
 
     def __init__(self, head: bytes, method: bytes, chunked: bool, content_length: int | None,
@@ -151,14 +168,6 @@ class H1Request:
 
     def _key(self) -> tuple[object, ...]:
         return (self.head, self.method, self.chunked, self.content_length, self.authority)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, H1Request) and self._key() == other._key()
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return "H1Request(%r, %r, %r, %r, %r)" % self._key()
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -297,9 +306,7 @@ def request_to_h1(
                     raise _bad_value(name, value)
                 line = b"%s: %s\r\n" % (name, value)
                 if len(name) + len(value) <= _CHECKED_FIELD_MAX:
-                    if len(checked) >= _CHECKED_MAX:
-                        checked.clear()
-                    checked[field] = line
+                    remember(checked, field, line, _CHECKED_MAX)
             parts.append(line)
             regular = True
             continue
@@ -336,9 +343,7 @@ def request_to_h1(
                     raise MalformedMessage(f"invalid :scheme {value!r}")
                 scheme = value
             if not known and len(value) <= _CHECKED_FIELD_MAX:
-                if len(checked) >= _CHECKED_MAX:
-                    checked.clear()
-                checked[field] = b""
+                remember(checked, field, b"", _CHECKED_MAX)
             continue
         regular = True
         if _VALUE.fullmatch(value) is None:
@@ -394,9 +399,7 @@ def request_to_h1(
             if _TARGET.fullmatch(path) is None:
                 raise MalformedMessage(f"invalid :path {path!r}")
             if len(path) <= _CHECKED_FIELD_MAX:
-                if len(checked) >= _CHECKED_MAX:
-                    checked.clear()
-                checked[path_field] = b""
+                remember(checked, path_field, b"", _CHECKED_MAX)
         if path[0] != 47 and not (path == b"*" and method == b"OPTIONS"):  # 47: "/"
             raise MalformedMessage(f":path {path!r} is neither origin-form nor * for OPTIONS")
         target = path
@@ -526,9 +529,7 @@ def _trusted_fields(head: bytes) -> list[Header]:
         if field is None:
             field = _line_field(line)
             if len(line) <= _LINE_CACHE_LINE_MAX:
-                if len(cache) >= _LINE_CACHE_MAX:
-                    cache.clear()
-                cache[line] = field
+                remember(cache, line, field, _LINE_CACHE_MAX)
         if field[0]:  # an empty name: a dropped line
             fields.append(field)
     return fields
@@ -558,24 +559,7 @@ def response_headers(head: ResponseHead, buf: bytes | bytearray | memoryview) ->
     return [(b":status", b"%d" % head.status), *h2_fields(head, buf)]
 
 
-class _Event:
-    """Equality and repr by the slots (plain classes: see :class:`H1Request`)."""
-
-    __slots__ = ()
-
-    def _key(self) -> tuple[object, ...]:
-        raise NotImplementedError
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._key() == other._key()
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}{self._key()!r}"
-
-
-class ResponseHeaders(_Event):
+class ResponseHeaders(_Record):
     """A response head for a HEADERS frame: a 1xx (``informational``), or the final one
     (``end_stream`` when it has no body)."""
 
@@ -590,7 +574,7 @@ class ResponseHeaders(_Event):
         return (self.headers, self.end_stream, self.informational)
 
 
-class ResponseData(_Event):
+class ResponseData(_Record):
     """Body payload for DATA frames (may be empty when it only ends the stream)."""
 
     __slots__ = ("data", "end_stream")
@@ -603,7 +587,7 @@ class ResponseData(_Event):
         return (self.data, self.end_stream)
 
 
-class ResponseTrailers(_Event):
+class ResponseTrailers(_Record):
     """The trailer section of a chunked body: a HEADERS frame that ends the stream."""
 
     __slots__ = ("headers",)

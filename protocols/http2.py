@@ -57,7 +57,7 @@ from pysozu.reactor.session import (
     SocketResult,
     StateMachineSession,
 )
-from pysozu.reactor.timer import UNARMED, PolledTimeout, Timeout
+from pysozu.reactor.timer import UNARMED, PolledTimeout, Timeout, noop
 
 from .backends import Backend, BackendStatus
 from .h2_connection import (
@@ -216,10 +216,6 @@ class ParkedBackend(ProxySession):
         return READABLE | HUP | ERROR
 
 
-def _noop() -> None:
-    pass
-
-
 class StreamHttp(Http):
     """The HTTP/1.1 machine of one stream: per-IP limits count the connection once, and
     backend connections pass from stream to stream of the same connection."""
@@ -232,7 +228,7 @@ class StreamHttp(Http):
         # milliseconds, and a heap entry per timer was 3 % of an HTTP/2 request
         polled = session.server.timers.polled
         super().__init__(session, proxy, config,
-                         front_timeout=PolledTimeout(polled, config.request_timeout, _noop))
+                         front_timeout=PolledTimeout(polled, config.request_timeout, noop))
         # a stream carries one request: whatever its bytes might say, the machine never
         # parses a second one (no request hidden in a body can reach a backend)
         self.close_after = True

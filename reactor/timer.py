@@ -52,8 +52,8 @@ class TimerEntry:
 _COMPACT_SLACK: Final = 1024
 
 
-def _noop() -> None:
-    pass
+def noop() -> None:
+    """The callback of a timeout that has none (yet, or any more: see ``Timeout.close``)."""
 
 
 class Timers:
@@ -94,7 +94,7 @@ class Timers:
     def cancel(self, entry: TimerEntry | None) -> None:
         if entry is not None and entry.active:
             entry.active = False
-            entry.callback = _noop  # what the callback holds is freed now, not at the deadline
+            entry.callback = noop  # what the callback holds is freed now, not at the deadline
             self._live -= 1
 
     def next_deadline(self) -> float | None:
@@ -180,7 +180,7 @@ class Timeout:
         """Cancel for good, and let go of the callback: an owner's bound method there
         makes a reference cycle that only the garbage collector would free."""
         self.cancel()
-        self.callback = _noop
+        self.callback = noop
 
     @property
     def armed(self) -> bool:
@@ -208,18 +208,17 @@ class TimeoutGroup:
         self.interval = interval
         self.members: dict[PolledTimeout, None] = {}
         self._tick: TimerEntry | None = None
-        self._tick_at = 0.0
 
     def add(self, member: PolledTimeout) -> None:
         self.members[member] = None
         due = member.last + min(member.duration, self.interval)
-        if self._tick is None or due < self._tick_at:
+        tick = self._tick
+        if tick is None or due < tick.deadline:
             self._arm(due)
 
     def _arm(self, at: float) -> None:
         timers = self.timers
         timers.cancel(self._tick)
-        self._tick_at = at
         self._tick = timers.schedule(max(at - timers.now, 0.0), self._check)
 
     def _check(self) -> None:
@@ -275,7 +274,7 @@ class UnarmedTimeout(Timeout):
     def __init__(self) -> None:  # no timers: nothing is ever scheduled
         self.last = 0.0
         self.duration = 0.0
-        self.callback = _noop
+        self.callback = noop
         self._entry = None
 
     def set(self, duration: float | None = None) -> None:
