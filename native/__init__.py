@@ -30,7 +30,6 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
-from collections.abc import Sequence
 from importlib import util
 from typing import Any
 
@@ -57,7 +56,7 @@ def _unavailable(
 
 def _unavailable_ids(
     buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int, max_headers: int
-) -> tuple[int, Sequence[int], int]:
+) -> tuple[int, list[int], int]:
     _unavailable(buf, length, last_len, is_request, max_head, max_headers)
     raise AssertionError("unreachable")  # pragma: no cover
 

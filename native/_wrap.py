@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import array
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 Buffer = bytes | bytearray | memoryview
 ScanHead = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int]]]
-ScanHeadIds = Callable[[Buffer, int, int, bool, int, int], tuple[int, Sequence[int], int]]
+ScanHeadIds = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int], int]]
 
 
 def make_scan_head(ffi: Any, lib: Any) -> tuple[ScanHead, ScanHeadIds]:
@@ -68,11 +68,12 @@ def make_scan_head(ffi: Any, lib: Any) -> tuple[ScanHead, ScanHeadIds]:
     def scan_head_ids(
         buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
         max_headers: int,
-    ) -> tuple[int, Sequence[int], int]:
+    ) -> tuple[int, list[int], int]:
         rc, arr = run(scan_ids, buf, length, last_len, is_request, max_head, max_headers)
         if rc > 0:
+            # a list, not an array slice: compiled callers index a list natively
             k = 8 + 5 * arr[6]
-            return rc, arr[:k], arr[k]
+            return rc, arr[:k].tolist(), arr[k]
         if rc == 0:
             return 0, [], 0
         return rc, [arr[0]], 0

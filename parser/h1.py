@@ -74,7 +74,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
@@ -105,9 +105,10 @@ _T = TypeVar("_T")
 _K = TypeVar("_K")
 Buffer = bytes | bytearray | memoryview
 ScanHead = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int]]]
-# scan_head_ids (SCANNER.md, "The id mask"): (rc, spans, mask); the spans are a list or an
-# array('i'), whatever reads them by index.
-ScanHeadIds = Callable[[Buffer, int, int, bool, int, int], tuple[int, Sequence[int], int]]
+# scan_head_ids (SCANNER.md, "The id mask"): (rc, spans, mask). The spans are a list with
+# both scanners: compiled, a list of ints is indexed natively, an array through the
+# generic protocol (a boxed int per read).
+ScanHeadIds = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int], int]]
 
 # The active scanner; ``pysozu.parser.set_backend`` swaps it. The head parsers call
 # ``_scan_ids``, the trailer section and ``pysozu.parser.scan_head`` call ``_scan``.
@@ -141,7 +142,7 @@ _CL_REPEATED: Final = _CL_BIT << _pyscan.REPEATED_SHIFT
 _TE_REPEATED: Final = _TE_BIT << _pyscan.REPEATED_SHIFT
 _CONNECTION_REPEATED: Final = _CONNECTION_BIT << _pyscan.REPEATED_SHIFT
 _HOST_REPEATED: Final = _HOST_BIT << _pyscan.REPEATED_SHIFT
-_NO_IDS: Final[Sequence[int]] = ()
+_NO_IDS: Final[list[int]] = []  # never written
 
 
 class BodyKind(enum.IntEnum):
@@ -245,7 +246,7 @@ class _Head:
 
     buf: Buffer
     length: int
-    spans: Sequence[int]
+    spans: list[int]
     body: BodyKind
     content_length: int | None
     keep_alive: bool
@@ -325,8 +326,7 @@ class RequestHead(_Head):
     Attributes:
         buf, length, head_start: the buffer, the head's length in it (leading empty lines
             and final CRLF included), the offset of the request line.
-        spans: the scanner's output (SCANNER.md): start line, then 5 ints per header (a
-            list, or an ``array('i')`` with the native scanner: read it by index).
+        spans: the scanner's output (SCANNER.md): start line, then 5 ints per header.
         method_start, method_end, target_start, target_end: spans of the request line.
         version_minor: x in HTTP/1.x.
         body, content_length: framing (see the module docstring).
@@ -624,7 +624,7 @@ def simple_response_head(
     return rc, status, int(value), cut, cut_end
 
 
-def _framing(h: _Head, buf: Buffer, out: Sequence[int], ids: Sequence[int], mask: int,
+def _framing(h: _Head, buf: Buffer, out: list[int], ids: list[int], mask: int,
              minor: int, response: bool) -> None:
     """Content-Length and Transfer-Encoding: RFC 9112 §6.1-6.3 (see the tables above)."""
     content_length: int | None = None
@@ -675,7 +675,7 @@ def _framing(h: _Head, buf: Buffer, out: Sequence[int], ids: Sequence[int], mask
 _Connection = tuple[tuple[bytes, ...], bool, bool]
 
 
-def _connection(buf: Buffer, out: Sequence[int], ids: Sequence[int],
+def _connection(buf: Buffer, out: list[int], ids: list[int],
                 mask: int) -> _Connection:
     """The options of every Connection line, lowercase, in order (empty elements dropped),
     and whether they keep the connection in HTTP/1.1 (no ``close``) and in HTTP/1.0
@@ -698,7 +698,7 @@ def _connection_value(value: bytes) -> _Connection:
     return known
 
 
-def _connection_lines(buf: Buffer, out: Sequence[int], ids: Sequence[int]) -> _Connection:
+def _connection_lines(buf: Buffer, out: list[int], ids: list[int]) -> _Connection:
     return _connection_of(_split_tokens(_values(buf, out, ids, _CONNECTION)))
 
 
@@ -760,7 +760,7 @@ def _is_authority(target: bytes) -> bool:
     return target[:1] != b":" and _AUTHORITY.fullmatch(target) is not None
 
 
-def _values(buf: Buffer, out: Sequence[int], ids: Sequence[int], hid: int) -> list[bytes]:
+def _values(buf: Buffer, out: list[int], ids: list[int], hid: int) -> list[bytes]:
     """The values of the header lines with id ``hid``, in order."""
     i = ids.index(hid)
     if ids.count(hid) == 1:  # the usual case: no scan of every line
@@ -769,7 +769,7 @@ def _values(buf: Buffer, out: Sequence[int], ids: Sequence[int], hid: int) -> li
     return [bytes(buf[out[11 + 5 * k] : out[12 + 5 * k]]) for k, x in enumerate(ids) if x == hid]
 
 
-def _nth(out: Sequence[int], ids: Sequence[int], hid: int, nth: int) -> int | None:
+def _nth(out: list[int], ids: list[int], hid: int, nth: int) -> int | None:
     """The name offset of the ``nth`` (0-based) header line with id ``hid``, if any."""
     seen = 0
     for k, i in enumerate(ids):

@@ -233,13 +233,33 @@ class StreamHttp(Http):
         # parses a second one (no request hidden in a body can reach a backend)
         self.close_after = True
 
+    def _response_closes(self) -> bool:
+        """Never: an HTTP/2 response has no Connection field to say it. The machine still
+        ends with its stream (``close_after``), but the response takes the usual paths,
+        ``_fast_response`` included, and its head carries no ``Connection: close`` line
+        for the stream's reader to drop."""
+        return False
+
     def _rewrite_response(self, head: ResponseHead, buf: memoryview) -> bytes:
         """The response head for the client, which the stream's reader is told to expect:
         it takes its fields without parsing it again (``H1ResponseReader.expect_head``)."""
         out = super()._rewrite_response(head, buf)
         body = BodyKind.CLOSE_DELIMITED if head.tunnel else head.body
-        self.session.reader.expect_head(out, head.status, body, head.content_length or 0)
+        self.session.reader.expect_head(out, head.status, body, head.content_length or 0,
+                                        self.request_id)
         return out
+
+    def _fast_response(self) -> bool:
+        """``Http._fast_response``, whose head the stream's reader is told to expect, as
+        in ``_rewrite_response``."""
+        if not super()._fast_response():
+            return False
+        status = self.resp_status
+        assert status is not None
+        # the whole body is in the buffer (the fast path's condition), after the head
+        self.session.reader.expect_head(self.front_out[-1], status, BodyKind.LENGTH,
+                                        self.resp_fwd_end - self.back_start, self.request_id)
+        return True
 
     def park_backend(self) -> None:
         """The stream is done: leave an idle keep-alive backend connection to the next

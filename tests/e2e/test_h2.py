@@ -22,12 +22,15 @@ import pytest
 
 from pysozu.parser import h2 as frames
 from pysozu.protocols.access_log import AccessLogger
+from pysozu.protocols.http import Http
 from pysozu.protocols.http2 import H2Stream, StreamHttp
 from tests.conftest import WAIT, connect, recv_all
 from tests.e2e.h2_helpers import H2Client
 from tests.e2e.helpers import counters, in_worker, wait_for, wait_sessions
 from tests.e2e.http_helpers import (
     HOST,
+    add_cluster,
+    add_frontend,
     buffers_in_use,
     fetch,
     fixed,
@@ -35,6 +38,7 @@ from tests.e2e.http_helpers import (
     http_app,
     http_listen,
 )
+from tests.e2e.test_http_fast_response import ANSWERS as FAST_PATH_ANSWERS
 
 
 def test_get_is_routed_and_translated(proxy, make_http_backend):
@@ -520,3 +524,32 @@ def test_nothing_leaks_whatever_way_streams_end(proxy, make_backend, make_http_b
     assert buffers_in_use(proxy) == 0
     assert gauges(proxy).get("protocol.http2", 0) == 0
     assert gauges(proxy)["backend.connections"] == 0
+
+
+@pytest.mark.parametrize("answer", FAST_PATH_ANSWERS, ids=range(len(FAST_PATH_ANSWERS)))
+def test_stream_responses_are_the_same_on_the_fast_and_general_paths(proxy, make_backend,
+                                                                     answer):
+    """A stream's machine takes ``Http._fast_response`` for the usual answer (its reader is
+    told the head it wrote): the client gets the fields and body the general path gives."""
+    backend = make_backend(fixed(answer))
+    address = http_listen(proxy)
+    add_cluster(proxy, "app", [backend.address])
+    add_frontend(proxy, address, "app", headers=[
+        {"position": "RESPONSE", "key": "X-Edge", "val": "pysozu"}])
+    previous = Http.FAST_RESPONSES
+    seen = {}
+    try:
+        for fast in (True, False):
+            in_worker(proxy, lambda fast=fast: setattr(Http, "FAST_RESPONSES", fast))
+            with H2Client(address) as client:
+                responses = [client.get("/") for _ in range(2)]
+            seen[fast] = [
+                (r.status, [(n, b"ID" if n == b"sozu-id" else v) for n, v in r.headers],
+                 bytes(r.body), r.ended, r.informational) for r in responses]
+    finally:
+        in_worker(proxy, lambda: setattr(Http, "FAST_RESPONSES", previous))
+    assert seen[True] == seen[False]
+    for _status, headers, _body, ended, _informational in seen[True]:
+        names = [n for n, _ in headers]
+        assert ended and (b"x-edge", b"pysozu") in headers and b"sozu-id" in names
+        assert b"connection" not in names and b"keep-alive" not in names
