@@ -72,6 +72,7 @@ import re
 from typing import Final
 
 from pysozu.parser import HEADER_IDS
+from pysozu.parser._pyscan import REPEATED_SHIFT
 from pysozu.parser.errors import ParseError
 from pysozu.parser.h1 import (
     DEFAULT_LIMITS,
@@ -85,6 +86,7 @@ from pysozu.parser.h1 import (
     ResponseHead,
     parse_response_head,
     remember,
+    trusted_request_head,
 )
 
 __all__ = [
@@ -154,20 +156,37 @@ class H1Request(_Record):
             stream must add up to it, §8.1.1); None when it had none, even when the head
             got ``Content-Length: 0`` for an empty POST.
         authority: ``:authority``, else the ``host`` field; ``b""`` when neither.
+        spans, mask: what the scanner would say of ``head`` (SCANNER.md), computed while
+            writing it, for ``h1.trusted_request_head``; None for a request made by hand.
+            Not part of equality (they follow from ``head``).
     """
 
-    __slots__ = ("authority", "chunked", "content_length", "head", "method")
+    __slots__ = ("authority", "chunked", "content_length", "head", "mask", "method", "spans")
 
     def __init__(self, head: bytes, method: bytes, chunked: bool, content_length: int | None,
-                 authority: bytes) -> None:
+                 authority: bytes, spans: list[int] | None = None, mask: int = 0) -> None:
         self.head = head
         self.method = method
         self.chunked = chunked
         self.content_length = content_length
         self.authority = authority
+        self.spans = spans
+        self.mask = mask
 
     def _key(self) -> tuple[object, ...]:
         return (self.head, self.method, self.chunked, self.content_length, self.authority)
+
+    def trusted_head(self, buf: Buffer, limits: Limits) -> RequestHead | None:
+        """``h1.trusted_request_head`` of this request's head, now at the start of ``buf``:
+        the parsed head without a parse, or None when the parser must read it."""
+        spans = self.spans
+        if spans is None:
+            return None
+        content_length = self.content_length
+        if content_length is None and self.mask & _CONTENT_LENGTH_BIT:
+            content_length = 0  # the "Content-Length: 0" of a POST without body
+        return trusted_request_head(buf, len(self.head), spans, self.mask, self.authority,
+                                    content_length, limits)
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -223,6 +242,14 @@ _PSEUDO_REQUEST: Final = frozenset((b":method", b":scheme", b":authority", b":pa
 #: cheaper than two regular expressions and a line to build. Bounded in field size and in
 #: count (emptied when full).
 _CHECKED: Final[dict[tuple[bytes, bytes], bytes]] = {}
+# scanner header ids of the lines request_to_h1 writes itself (SCANNER.md)
+_HOST_ID: Final = HEADER_IDS[b"host"]
+_COOKIE_ID: Final = HEADER_IDS[b"cookie"]
+_CONTENT_LENGTH_ID: Final = HEADER_IDS[b"content-length"]
+_TRANSFER_ENCODING_ID: Final = HEADER_IDS[b"transfer-encoding"]
+_TE_ID: Final = HEADER_IDS[b"te"]
+_CONTENT_LENGTH_BIT: Final = 1 << _CONTENT_LENGTH_ID
+_REPEAT_COUNTED_MAX: Final = HEADER_IDS[b"expect"]  # ids 1-6 have a "repeated" bit
 _CHECKED_MAX: Final = 4096
 _CHECKED_FIELD_MAX: Final = 256
 
@@ -289,8 +316,10 @@ def request_to_h1(
     content_length: int | None = None
     path_field = (b"", b"")
     path_known = False
-    # slot 0: the request line, slot 1: the Host line; both known only at the end
+    # slot 0: the request line, slot 1: the Host line; both known only at the end. Then one
+    # line per slot, whose header id and name length are in ``meta`` (for the spans)
     parts: list[bytes] = [b"", b""]
+    meta: list[int] = []
     # no local aliases of bound methods (``get = d.get``): compiled, a direct call of a dict
     # method or a regular expression is cheaper than making and calling the bound method
     checked = _CHECKED
@@ -308,6 +337,7 @@ def request_to_h1(
                 if len(name) + len(value) <= _CHECKED_FIELD_MAX:
                     remember(checked, field, line, _CHECKED_MAX)
             parts.append(line)
+            meta += (HEADER_IDS.get(name, 0), len(name))
             regular = True
             continue
         if kind <= _PATH:  # a pseudo-header
@@ -350,8 +380,9 @@ def request_to_h1(
             raise _bad_value(name, value)
         if kind == _COOKIE:
             if cookie_at < 0:
-                cookie_at = len(parts) + 2  # the value's slot
-                parts += (name, b": ", value, b"\r\n")
+                cookie_at = len(parts)  # the line's slot, written at the end
+                parts.append(b"")
+                meta += (_COOKIE_ID, 6)
             cookies.append(value)
         elif kind == _HOST:
             if host_seen:
@@ -366,12 +397,14 @@ def request_to_h1(
             if content_length is None:
                 content_length = n
                 parts.append(b"content-length: %d\r\n" % n)  # one line for equal values
+                meta += (_CONTENT_LENGTH_ID, 14)
             elif n != content_length:
                 raise MalformedMessage("content-length values differ")
         elif kind == _TE:
             if value.lower() != b"trailers":
                 raise MalformedMessage(f"te other than trailers: {value!r}")
-            parts += (name, b": ", value, b"\r\n")
+            parts.append(b"te: %s\r\n" % value)
+            meta += (_TE_ID, 2)
         else:
             raise MalformedMessage(f"connection-specific field {name!r}")
 
@@ -408,19 +441,41 @@ def request_to_h1(
                 raise MalformedMessage("non-zero content-length on a stream without DATA")
         elif not end_stream:
             parts.append(b"Transfer-Encoding: chunked\r\n")
+            meta += (_TRANSFER_ENCODING_ID, 17)
             chunked = True
         elif method in _BODY_METHODS:
             parts.append(b"Content-Length: 0\r\n")
+            meta += (_CONTENT_LENGTH_ID, 14)
     # (:authority was checked above) find, not ``in``: bytes.__contains__ first tries its
     # argument as an integer, and the TypeError it formats and drops costs more than a search
     if host_seen and authority is not None and authority.find(b"@") >= 0:
         raise MalformedMessage("userinfo in the authority")
 
-    parts[0] = b"%s %s HTTP/1.1\r\n" % (method, target)
+    request_line = parts[0] = b"%s %s HTTP/1.1\r\n" % (method, target)
+    if cookie_at >= 0:
+        parts[cookie_at] = b"cookie: %s\r\n" % (
+            b"; ".join([c for c in cookies if c]) if len(cookies) > 1 else cookies[0])
+    # the spans the scanner would write for this head (SCANNER.md), and its id mask
+    n = len(meta) >> 1
+    pos = len(request_line)
+    mask = 0
+    spans = [0, 0, len(method), len(method) + 1, len(method) + 1 + len(target), 1, n, 0]
     if authority is not None:
-        parts[1] = b"Host: %s\r\n" % authority
-    if len(cookies) > 1:
-        parts[cookie_at] = b"; ".join([c for c in cookies if c])
+        host_line = parts[1] = b"Host: %s\r\n" % authority
+        spans[6] = n + 1
+        spans += (_HOST_ID, pos, pos + 4, pos + 6, pos + len(host_line) - 2)
+        pos += len(host_line)
+        mask = 1 << _HOST_ID
+    for k in range(n):
+        line = parts[k + 2]
+        hid = meta[2 * k]
+        name_end = pos + meta[2 * k + 1]
+        spans += (hid, pos, name_end, name_end + 2, pos + len(line) - 2)
+        pos += len(line)
+        bit = 1 << hid
+        if mask & bit and 0 < hid <= _REPEAT_COUNTED_MAX:
+            mask |= bit << REPEATED_SHIFT
+        mask |= bit
     parts.append(b"\r\n")
     return H1Request(
         head=b"".join(parts),
@@ -428,6 +483,8 @@ def request_to_h1(
         chunked=chunked,
         content_length=content_length,
         authority=b"" if authority is None else authority,
+        spans=spans,
+        mask=mask,
     )
 
 
@@ -468,7 +525,6 @@ def encode_chunk(data: bytes | memoryview) -> bytes:
 
 # Header ids (SCANNER.md) of the fields HTTP/2 must not carry (RFC 9113 §8.2.2).
 _HOP_IDS: Final = frozenset(HEADER_IDS[n] for n in CONNECTION_FIELDS)
-_TE_ID: Final = HEADER_IDS[b"te"]
 #: field name as a backend spelled it -> lowercase (bounded: a backend sending random names
 #: only makes the misses lower their name each time)
 _LOWERED: Final[dict[bytes, bytes]] = {}

@@ -1066,6 +1066,11 @@ class Http(SessionState):
             view.release()
             self.head_last_len = length
             return None
+        self._request_parsed(head, view)
+        return None
+
+    def _request_parsed(self, head: RequestHead, view: memoryview) -> None:
+        """A request head was read from ``view`` (released here): start its request."""
         self.head_last_len = 0
         self.req_started = self.timers.now
         self.request_id = new_request_id()
@@ -1074,7 +1079,6 @@ class Http(SessionState):
             self._start_request(head, view)
         finally:
             view.release()
-        return None
 
     def _unparsed_request(self) -> None:
         """An answer to a head that never parsed (400, 408...) gets its own request id and

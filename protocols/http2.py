@@ -72,6 +72,7 @@ from .h2_connection import (
 )
 from .h2_translate import (
     LAST_CHUNK,
+    H1Request,
     H1ResponseReader,
     MalformedMessage,
     ResponseData,
@@ -233,6 +234,25 @@ class StreamHttp(Http):
         # parses a second one (no request hidden in a body can reach a backend)
         self.close_after = True
 
+    def _parse_request(self) -> SessionResult | None:
+        """The stream's request head is the one ``request_to_h1`` wrote: it is taken as
+        ``h1.trusted_request_head`` reads it (from the spans the writer computed), without
+        the parser, whenever that can answer (the head whole in the buffer, nothing the
+        parser must judge), else parsed."""
+        stream: H2Stream = self.session
+        request = stream.request
+        if request is not None:
+            stream.request = None  # only the first head of the stream is the one written
+            mv = self.front_mv
+            assert mv is not None
+            view = mv[self.front_start : self.front_end]
+            head = request.trusted_head(view, self.config.limits)
+            if head is not None:
+                self._request_parsed(head, view)
+                return None
+            view.release()
+        return super()._parse_request()
+
     def _response_closes(self) -> bool:
         """Never: an HTTP/2 response has no Connection field to say it. The machine still
         ends with its stream (``close_after``), but the response takes the usual paths,
@@ -374,6 +394,8 @@ class H2Stream(ProxySession):
         self.inbox_pos = 0
         self.in_ended = False
         self.reader = H1ResponseReader(method)
+        #: the request whose head opens the inbox, until the machine reads it
+        self.request: H1Request | None = None
         #: frames waiting for flow control: ("h", headers, end) or ("d", bytes, end)
         self.outbox: deque[list[Any]] = deque()
         self.out_bytes = 0
@@ -684,6 +706,7 @@ class Http2(SessionState):
             conn_stream.content_length = request.content_length
         stream = H2Stream(self, sid, request.chunked, request.method, event.urgency)
         stream.inbox.append((request.head, 0))
+        stream.request = request
         if event.end_stream:
             stream.in_ended = True
         http = StreamHttp(stream, self.proxy, self.config)

@@ -11,17 +11,19 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pysozu import parser
 from pysozu.parser import (
     BodyKind,
     ChunkedDecoder,
+    Limits,
     ParseError,
     parse_request_head,
     parse_response_head,
 )
+from pysozu.parser.h1 import RequestHead
 from pysozu.protocols.h2_translate import (
     LAST_CHUNK,
     H1Request,
@@ -514,6 +516,108 @@ def test_request_head_parses_back_with_the_same_fields(
         assert h.body == BodyKind.NONE
     assert [(n.lower(), v) for n, v in h.iter_headers()] == expected
     assert r.content_length == content_length
+
+
+# --- trusted_request_head: the parse the HTTP/2 streams skip ---------------------------------
+
+HEAD_ATTRIBUTES = ("length", "spans", "mask", "body", "content_length", "keep_alive",
+                   "connection_tokens", "target_form", "host", "expect_continue", "upgrade",
+                   "method", "target", "version_minor", "head_start")
+
+
+def assert_same_head(trusted: RequestHead, parsed: RequestHead) -> None:
+    for name in HEAD_ATTRIBUTES:
+        assert getattr(trusted, name) == getattr(parsed, name), name
+    assert list(trusted.iter_headers()) == list(parsed.iter_headers())
+
+
+# names with a scanner id among them: the shortcut must classify them as the scanner does
+ANY_NAMES = st.one_of(NAMES, st.sampled_from(
+    [b"expect", b"te", b"x-forwarded-for", b"forwarded", b"x-request-id", b"x-real-ip",
+     b"sozu-id", b"trailer", b"x-forwarded-proto", b"x-forwarded-port"]))
+HOSTS = st.one_of(
+    st.from_regex(rb"[a-z0-9][a-z0-9.-]{0,15}(:[0-9]{1,5})?", fullmatch=True),
+    st.from_regex(rb"[\x21-\x7e]{1,12}", fullmatch=True).filter(lambda v: b"@" not in v),
+    st.sampled_from([b"[::1]:8080", b"a b", b":80", b"a.test:", b"\xff.test"]),
+)
+
+
+@given(
+    method=st.sampled_from([b"GET", b"POST", b"HEAD", b"OPTIONS", b"X-Y~1"]),
+    path=st.one_of(st.from_regex(rb"/[\x21-\x7e]{0,20}", fullmatch=True), st.just(b"*")),
+    authority=st.one_of(st.none(), HOSTS),
+    fields=st.lists(st.one_of(st.tuples(ANY_NAMES, VALUES), st.tuples(st.just(b"cookie"),
+                                                                      COOKIES)), max_size=12),
+    end_stream=st.booleans(),
+    content_length=st.one_of(st.none(), st.integers(0, 10**19)),
+    limits=st.one_of(st.just(Limits()), st.builds(
+        Limits, max_head=st.sampled_from([64, 160, 8192]), max_headers=st.sampled_from([2, 5]),
+        max_body=st.sampled_from([None, 0, 100]))),
+)
+@settings(max_examples=400)
+def test_trusted_request_head_is_what_the_parser_reads(
+    method: bytes,
+    path: bytes,
+    authority: bytes | None,
+    fields: list[Header],
+    end_stream: bool,
+    content_length: int | None,
+    limits: Limits,
+) -> None:
+    """Wherever the shortcut answers, it answers what the parser says (with the active
+    scanner: the native one once built, which its own tests hold to the Python one); where
+    the parser refuses the head (a bad host, a limit), the shortcut leaves it to it."""
+    headers = pseudo(method, path, authority) + fields
+    if content_length is not None:
+        headers.append((b"content-length", b"%d" % content_length))
+    try:
+        r = request_to_h1(headers, end_stream=end_stream)
+    except MalformedMessage:
+        return
+    buf = bytearray(r.head) + b"body"  # what follows the head in a machine's buffer
+    trusted = r.trusted_head(memoryview(buf), limits)
+    try:
+        parsed = parse_request_head(memoryview(buf), limits=limits)
+    except ParseError:
+        assert trusted is None
+        return
+    assert parsed is not None
+    assert (r.spans, r.mask) == (parsed.spans, parsed.mask)  # the writer's, the scanner's
+    if trusted is not None:
+        assert_same_head(trusted, parsed)
+
+
+@pytest.mark.parametrize("headers", [
+    pseudo(),
+    [*pseudo(b"POST"), (b"content-length", b"12"), (b"cookie", b"a=1"), (b"cookie", b"b=2")],
+    [*pseudo(b"OPTIONS", b"*"), (b"user-agent", b"t/1"), (b"x-forwarded-for", b"10.0.0.1")],
+    [*pseudo(b"PUT", authority=b"[::1]:8080"), (b"te", b"trailers"), (b"accept", b"*/*")],
+])
+@pytest.mark.parametrize("end_stream", [True, False])
+def test_usual_requests_take_the_trusted_head(backend: str, headers: list[Header],
+                                              end_stream: bool) -> None:
+    if end_stream and any(n == b"content-length" for n, _ in headers):
+        headers = [f for f in headers if f[0] != b"content-length"]
+    r = request_to_h1(headers, end_stream=end_stream)
+    trusted = r.trusted_head(r.head, Limits())
+    parsed = parse_request_head(r.head)
+    assert trusted is not None and parsed is not None
+    assert_same_head(trusted, parsed)
+
+
+@pytest.mark.parametrize(("headers", "limits"), [
+    (pseudo(authority=None), Limits()),  # no host: MISSING_HOST is the parser's to say
+    (pseudo(authority=b"a b"), Limits()),  # BAD_HOST
+    ([*pseudo(), (b"expect", b"100-continue")], Limits()),  # read by the parser only
+    (pseudo(), Limits(max_head=20)),  # 431
+    ([*pseudo(), (b"a", b"1"), (b"b", b"2")], Limits(max_headers=2)),  # 431
+    ([*pseudo(b"POST"), (b"content-length", b"101")], Limits(max_body=100)),  # 413
+])
+def test_the_trusted_head_leaves_what_the_parser_refuses_or_reads_to_it(
+    headers: list[Header], limits: Limits
+) -> None:
+    r = request_to_h1(headers, end_stream=False)
+    assert r.trusted_head(r.head, limits) is None
 
 
 # --- trailers and chunks --------------------------------------------------------------------
