@@ -34,42 +34,46 @@ def make_scan_head(ffi: Any, lib: Any) -> tuple[ScanHead, ScanHeadIds]:
         pair = outs[max_headers] = (arr, from_buffer("int32_t[]", arr))
         return pair
 
-    def run(
-        fn: Any, buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
-        max_headers: int,
-    ) -> tuple[int, array.array[int]]:
-        """Call ``fn`` (either C entry point) with this thread's output array: (rc, array)."""
+    def out_of(max_head: int, max_headers: int) -> tuple[array.array[int], Any]:
+        """This thread's output array for the limits (``local.outs``, made on first use)."""
         # A header line takes at least 4 bytes ("a:\r\n") and a valid head at most max_head,
         # so no more slots than that can be written, whatever max_headers says.
         slots = max_headers if max_headers < 4096 else min(max_headers, max_head // 4 + 2)
         try:
-            arr, out = local.outs[slots]
+            return local.outs[slots]  # type: ignore[no-any-return]
         except (AttributeError, KeyError):
-            arr, out = out_for(slots)
-        if type(buf) is not bytes:
-            buf = from_buffer(buf)
-        if length > len(buf):
-            raise ValueError("scan_head: length %d is past the buffer's %d bytes"
-                             % (length, len(buf)))
-        rc: int = fn(buf, length, last_len, is_request, max_head, max_headers, out)
-        return rc, arr
+            return out_for(slots)
 
     def scan_head(
         buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
         max_headers: int,
     ) -> tuple[int, list[int]]:
-        rc, arr = run(scan, buf, length, last_len, is_request, max_head, max_headers)
+        arr, out = out_of(max_head, max_headers)
+        if type(buf) is not bytes:
+            buf = from_buffer(buf)
+        if length > len(buf):
+            raise ValueError("scan_head: length %d is past the buffer's %d bytes"
+                             % (length, len(buf)))
+        rc: int = scan(buf, length, last_len, is_request, max_head, max_headers, out)
         if rc > 0:
             return rc, arr[:8 + 5 * arr[6]].tolist()
         if rc == 0:
             return 0, []
         return rc, [arr[0]]
 
+    # called twice per proxied request: the same steps as scan_head, written out again
+    # rather than shared through a helper (one more call with seven arguments)
     def scan_head_ids(
         buf: Buffer, length: int, last_len: int, is_request: bool, max_head: int,
         max_headers: int,
     ) -> tuple[int, list[int], int]:
-        rc, arr = run(scan_ids, buf, length, last_len, is_request, max_head, max_headers)
+        arr, out = out_of(max_head, max_headers)
+        if type(buf) is not bytes:
+            buf = from_buffer(buf)
+        if length > len(buf):
+            raise ValueError("scan_head: length %d is past the buffer's %d bytes"
+                             % (length, len(buf)))
+        rc: int = scan_ids(buf, length, last_len, is_request, max_head, max_headers, out)
         if rc > 0:
             # a list, not an array slice: compiled callers index a list natively
             k = 8 + 5 * arr[6]

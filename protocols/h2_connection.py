@@ -165,6 +165,14 @@ _RECV_ERRORS: Final[dict[tuple[StreamState, StreamInput], tuple[ErrorCode, bool]
 }
 del S, I
 
+#: ``_TRANSITIONS`` as a flat list indexed by ``state * _INPUTS + input`` (None: no
+#: transition): read at every frame of every stream, where a tuple key costs a tuple, its
+#: hash and a dictionary probe
+_INPUTS: Final = len(StreamInput)
+_NEXT: Final[list[StreamState | None]] = [
+    _TRANSITIONS.get((state, inp)) for state in StreamState for inp in StreamInput
+]
+
 #: states in which the peer may still send DATA on a stream
 _RECEIVING: Final = frozenset({StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL})
 
@@ -533,7 +541,7 @@ class H2Connection:
         return self.highest_remote_id
 
     def _move(self, stream: Stream, inp: StreamInput) -> None:
-        new = _TRANSITIONS.get((stream.state, inp))
+        new = _NEXT[stream.state * _INPUTS + inp]
         if new is None:
             error = _RECV_ERRORS.get((stream.state, inp))
             if error is None:

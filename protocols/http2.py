@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pysozu.parser import ParseError
 from pysozu.parser import h2 as frames
-from pysozu.parser.h1 import BodyKind, ResponseHead
+from pysozu.parser.h1 import BodyKind, RequestHead, ResponseHead
 from pysozu.parser.h2 import ErrorCode
 from pysozu.reactor.readiness import ERROR, HUP, NONE, READABLE, WRITABLE, Readiness
 from pysozu.reactor.session import (
@@ -233,6 +233,20 @@ class StreamHttp(Http):
         # a stream carries one request: whatever its bytes might say, the machine never
         # parses a second one (no request hidden in a body can reach a backend)
         self.close_after = True
+        # the connection's last authority, split: ``_start_request`` reuses the split when
+        # the request repeats it (a client's streams mostly name one host)
+        owner: Http2 = session.owner
+        self.authority = owner.authority
+        self.host = owner.host
+        self.host_port = owner.host_port
+
+    def _request_parsed(self, head: RequestHead, view: memoryview) -> None:
+        super()._request_parsed(head, view)
+        owner: Http2 = self.session.owner
+        if self.authority is not owner.authority:
+            owner.authority = self.authority
+            owner.host = self.host
+            owner.host_port = self.host_port
 
     def _parse_request(self) -> SessionResult | None:
         """The stream's request head is the one ``request_to_h1`` wrote: it is taken as
@@ -514,6 +528,10 @@ class Http2(SessionState):
         self.forwarding = b""
         self.forwarding_src: object | None = None
         self.local_port = 0
+        #: the last request's authority and its split (see ``StreamHttp.__init__``)
+        self.authority = b""
+        self.host = ""
+        self.host_port: int | None = None
         self.front_eof = False
         self.failed = False
         self.flush_pending = False

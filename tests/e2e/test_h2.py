@@ -553,3 +553,26 @@ def test_stream_responses_are_the_same_on_the_fast_and_general_paths(proxy, make
         names = [n for n, _ in headers]
         assert ended and (b"x-edge", b"pysozu") in headers and b"sozu-id" in names
         assert b"connection" not in names and b"keep-alive" not in names
+
+
+def test_streams_of_one_connection_are_routed_by_their_own_authority(proxy,
+                                                                       make_http_backend):
+    """The connection keeps its last authority's split for the next streams: a stream that
+    names another host (or port) must still be routed, and forwarded, by its own."""
+    one, two = make_http_backend("one"), make_http_backend("two")
+    address = http_listen(proxy)
+    add_cluster(proxy, "one", [one.address])
+    add_cluster(proxy, "two", [two.address])
+    add_frontend(proxy, address, "one", hostname="one.test")
+    add_frontend(proxy, address, "two", hostname="two.test")
+    hosts = ["one.test", "two.test", "two.test", "one.test:8080", "none.test", "one.test"]
+    with H2Client(address) as client:
+        sids = [client.request(f"/{n}", host=host) for n, host in enumerate(hosts)]
+        responses = client.wait(*sids)
+    got = [(r.status, bytes(r.body)) for r in responses]
+    assert got == [
+        (200, b"one GET /0"), (200, b"two GET /1"), (200, b"two GET /2"),
+        (200, b"one GET /3"), (404, got[4][1]), (200, b"one GET /5"),
+    ]
+    assert [r.header("Host") for r in one.requests] == ["one.test", "one.test:8080", "one.test"]
+    assert [r.header("Host") for r in two.requests] == ["two.test", "two.test"]
