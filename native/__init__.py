@@ -10,9 +10,11 @@ elsewhere.
 * ``build(verbose=False)``: compile the module in place (next to this file); False, with a
   warning, when there is no compiler or cffi fails. ``python -m pysozu.native`` does the same.
 * ``force_scalar(True)``: run the scalar path even where SSE4.2 is there (tests).
-* ``scan_head_ids``: what ``pysozu.parser.h1`` calls: ``scan_head``'s answer with the spans
-  as an ``array('i')`` (a copy, but no Python int per span until one is read) and the mask
+* ``scan_head_ids``: what ``pysozu.parser.h1`` calls: ``scan_head``'s answer and the mask
   of the header ids present (SCANNER.md, "The id mask").
+* ``simple_response``: ``h1.simple_response_head`` (the proxies' fast path for the usual
+  response) in one C call: the scan, and the checks of its few fields, with no span
+  returned to Python.
 
 The module is built at install time when a C compiler is there (``setup.py``); without one
 the install still succeeds and ``AVAILABLE`` is False.
@@ -21,8 +23,8 @@ The per-call cost is on the hot path: ``scan_head`` is a closure over local bind
 ``out`` array is an ``array('i')`` (its ``tolist`` is much cheaper than ``ffi.unpack``)
 cached per thread and per ``max_headers`` (cffi releases the GIL during the C call, so
 threads cannot share one), and ``bytes`` go to C without ``ffi.from_buffer``. Even
-``tolist`` makes one Python int per span (about 1 µs for a browser's head), so the parser
-takes ``scan_head_ids``' array slice instead: one copy, and ints only for the spans read.
+``tolist`` makes one Python int per span; small ones are shared, and compiled code then
+indexes the list natively (an array would cost a generic call per read).
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ import warnings
 from importlib import util
 from typing import Any
 
-from ._wrap import Buffer, ScanHead, ScanHeadIds
+from ._wrap import Buffer, ScanHead, ScanHeadIds, SimpleResponse
 
-__all__ = ["AVAILABLE", "SIMD", "build", "force_scalar", "scan_head", "scan_head_ids"]
+__all__ = ["AVAILABLE", "SIMD", "build", "force_scalar", "scan_head", "scan_head_ids",
+           "simple_response"]
 
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -61,13 +64,21 @@ def _unavailable_ids(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _unavailable_simple(
+    buf: Buffer, length: int, max_head: int, max_headers: int
+) -> tuple[int, int, int, int, int] | None:
+    _unavailable(buf, length, 0, False, max_head, max_headers)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 scan_head: ScanHead = _unavailable
 scan_head_ids: ScanHeadIds = _unavailable_ids
+simple_response: SimpleResponse = _unavailable_simple
 
 
 def _load() -> bool:
     """Import the compiled module and bind the globals; False when it is not there."""
-    global AVAILABLE, SIMD, _lib, scan_head, scan_head_ids
+    global AVAILABLE, SIMD, _lib, scan_head, scan_head_ids, simple_response
     try:
         module: Any = importlib.import_module("pysozu.native._scanner")
     except ImportError:
@@ -77,7 +88,7 @@ def _load() -> bool:
         # can include it: it runs twice per proxied request
         from pysozu.native._wrap import make_scan_head
 
-        scan_head, scan_head_ids = make_scan_head(module.ffi, module.lib)
+        scan_head, scan_head_ids, simple_response = make_scan_head(module.ffi, module.lib)
     except AttributeError:  # a module built from older sources: rebuild it
         return False
     _lib = module.lib

@@ -28,6 +28,8 @@ int pysozu_scan_head(const unsigned char *buf, size_t length, size_t last_len,
                      int is_request, size_t max_head, int max_headers, int32_t *out);
 int pysozu_scan_head_ids(const unsigned char *buf, size_t length, size_t last_len,
                          int is_request, size_t max_head, int max_headers, int32_t *out);
+int64_t pysozu_simple_response(const unsigned char *buf, size_t length, size_t max_head,
+                               int max_headers, int32_t *out);
 int pysozu_scanner_simd(void);
 void pysozu_scanner_force_scalar(int force);
 """

@@ -441,3 +441,67 @@ pysozu_scan_head_ids(const unsigned char *buf, size_t length, size_t last_len,
 {
     return scan_dispatch(buf, length, last_len, is_request, max_head, max_headers, out, 1);
 }
+
+/* Header ids and mask bits of SCANNER.md that the simple-response test reads. */
+#define ID_CONTENT_LENGTH 1
+#define ID_TRANSFER_ENCODING 2
+#define ID_CONNECTION 3
+#define ID_UPGRADE 5
+#define ID_KEEP_ALIVE 10
+#define BIT(id) (1u << (id))
+#define REPEATED(id) (1u << (PYSOZU_REPEATED_SHIFT + (id)))
+
+int64_t
+pysozu_simple_response(const unsigned char *buf, size_t length, size_t max_head,
+                       int max_headers, int32_t *out)
+{
+    const uint32_t not_simple = BIT(ID_TRANSFER_ENCODING) | REPEATED(ID_CONTENT_LENGTH)
+                                | REPEATED(ID_CONNECTION) | BIT(ID_KEEP_ALIVE)
+                                | BIT(ID_UPGRADE);
+    int rc = scan_dispatch(buf, length, 0, 0, max_head, max_headers, out, 1);
+    if (rc <= 0)
+        return -1;
+    int32_t n = out[6];
+    uint32_t mask = (uint32_t)out[8 + 5 * n];
+    if ((mask & not_simple) || !(mask & BIT(ID_CONTENT_LENGTH)) || out[5] != 1)
+        return -1;
+    int32_t status = out[1];
+    if (status < 200 || status > 599 || status == 204 || status == 304)
+        return -1;
+    int64_t content_length = -1;
+    int32_t cut = rc - 2, cut_end = rc - 2;
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t *h = out + 8 + 5 * i;
+        if (h[0] == ID_CONTENT_LENGTH) {
+            int32_t vs = h[3], ve = h[4];
+            if (ve - vs < 1 || ve - vs > 18)
+                return -1;
+            int64_t v = 0;
+            for (int32_t k = vs; k < ve; k++) {
+                if (!IS_DIGIT(buf[k]))
+                    return -1;
+                v = v * 10 + (buf[k] - '0');
+            }
+            content_length = v;
+        } else if (h[0] == ID_CONNECTION) {
+            static const char keep_alive[] = "keep-alive";
+            int32_t vs = h[3], ve = h[4];
+            if (ve - vs != 10)
+                return -1;
+            for (int32_t k = 0; k < 10; k++) {
+                unsigned char c = buf[vs + k];
+                if (c >= 'A' && c <= 'Z')
+                    c = (unsigned char)(c + 32);
+                if (c != (unsigned char)keep_alive[k])
+                    return -1;
+            }
+            cut = h[1];
+            cut_end = i + 1 < n ? h[6] : rc - 2;
+        }
+    }
+    out[0] = rc;
+    out[1] = status;
+    out[2] = cut;
+    out[3] = cut_end;
+    return content_length;
+}

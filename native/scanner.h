@@ -45,6 +45,16 @@ int pysozu_scan_head(const unsigned char *buf, size_t length, size_t last_len,
 int pysozu_scan_head_ids(const unsigned char *buf, size_t length, size_t last_len,
                          int is_request, size_t max_head, int max_headers, int32_t *out);
 
+/* SCANNER.md's simple response (h1.simple_response_head): a complete HTTP/1.1 response head
+ * at the start of buf[0:length] with a final status (200-599 but 204 and 304), exactly one
+ * Content-Length of 1 to 18 digits, no Transfer-Encoding, Keep-Alive or Upgrade, and at
+ * most one Connection line, valued exactly "keep-alive" (any case). Returns its content
+ * length, with out[0] = the head's length, out[1] = the status, out[2:4] = the span of the
+ * Connection line to cut (empty at the final CRLF when there is none); -1 for any other
+ * head, complete or not, valid or not. `out` as for pysozu_scan_head_ids. */
+int64_t pysozu_simple_response(const unsigned char *buf, size_t length, size_t max_head,
+                               int max_headers, int32_t *out);
+
 /* 1 when pysozu_scan_head uses the SSE4.2 path, 0 for the scalar one. */
 int pysozu_scanner_simd(void);
 

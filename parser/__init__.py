@@ -32,6 +32,7 @@ from .h1 import (
     ResponseHead,
     ScanHead,
     ScanHeadIds,
+    SimpleResponse,
     TargetForm,
     parse_request_head,
     parse_response_head,
@@ -71,9 +72,9 @@ __all__ = [
 pure_scan_head: ScanHead = _pyscan.scan_head
 
 
-def _load_native() -> tuple[ScanHead, ScanHeadIds] | None:
-    """The native scanner's two entry points if it was built and loads, else None (never an
-    error: the pure backend gives the same results, only slower)."""
+def _load_native() -> tuple[ScanHead, ScanHeadIds, SimpleResponse] | None:
+    """The native scanner's three entry points if it was built and loads, else None (never
+    an error: the pure backend gives the same results, only slower)."""
     try:
         from pysozu import native
     except ImportError:
@@ -82,9 +83,10 @@ def _load_native() -> tuple[ScanHead, ScanHeadIds] | None:
         return None
     scan: ScanHead | None = getattr(native, "scan_head", None)
     scan_ids: ScanHeadIds | None = getattr(native, "scan_head_ids", None)
-    if scan is None or scan_ids is None:
+    simple: SimpleResponse | None = getattr(native, "simple_response", None)
+    if scan is None or scan_ids is None or simple is None:
         return None
-    return scan, scan_ids
+    return scan, scan_ids, simple
 
 
 _native = _load_native()
@@ -106,7 +108,7 @@ def set_backend(name: str) -> None:
             raise RuntimeError("the native scanner is not available (python -m pysozu.native)")
         h1._set_scanner(*_native)
     elif name == "python":
-        h1._set_scanner(_pyscan.scan_head, _pyscan.scan_head_ids)
+        h1._set_scanner(_pyscan.scan_head, _pyscan.scan_head_ids, h1.pure_simple_response)
     else:
         raise ValueError(f"unknown parser backend {name!r} (native or python)")
     BACKEND = name

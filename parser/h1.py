@@ -110,6 +110,8 @@ ScanHead = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int]]]
 # both scanners: compiled, a list of ints is indexed natively, an array through the
 # generic protocol (a boxed int per read).
 ScanHeadIds = Callable[[Buffer, int, int, bool, int, int], tuple[int, list[int], int]]
+# simple_response_head's answer from (buf, length, max_head, max_headers)
+SimpleResponse = Callable[[Buffer, int, int, int], tuple[int, int, int, int, int] | None]
 
 # The active scanner; ``pysozu.parser.set_backend`` swaps it. The head parsers call
 # ``_scan_ids``, the trailer section and ``pysozu.parser.scan_head`` call ``_scan``.
@@ -117,10 +119,11 @@ _scan: ScanHead = _pyscan.scan_head
 _scan_ids: ScanHeadIds = _pyscan.scan_head_ids
 
 
-def _set_scanner(scan: ScanHead, scan_ids: ScanHeadIds) -> None:
-    global _scan, _scan_ids
+def _set_scanner(scan: ScanHead, scan_ids: ScanHeadIds, simple: SimpleResponse) -> None:
+    global _scan, _scan_ids, _simple
     _scan = scan
     _scan_ids = scan_ids
+    _simple = simple
 
 
 # Header ids of SCANNER.md used here, and their bits in the id mask.
@@ -669,7 +672,15 @@ def simple_response_head(
         the rest. The answer does not depend on the request's method: a response to HEAD
         or CONNECT is the caller's to keep off this path.
     """
-    rc, out, mask = _scan_ids(buf, length, 0, False, limits.max_head, limits.max_headers)
+    return _simple(buf, length, limits.max_head, limits.max_headers)
+
+
+def pure_simple_response(
+    buf: Buffer, length: int, max_head: int, max_headers: int
+) -> tuple[int, int, int, int, int] | None:
+    """``simple_response_head`` over the active ``_scan_ids``: what the pure backend runs
+    (the native one does it all in one C call, ``pysozu_simple_response``)."""
+    rc, out, mask = _scan_ids(buf, length, 0, False, max_head, max_headers)
     if rc <= 0 or mask & _NOT_SIMPLE or not mask & _CL_BIT or out[5] != 1:
         return None
     status = out[1]
@@ -690,6 +701,9 @@ def simple_response_head(
         if k + 1 < out[6]:
             cut_end = out[base + 6]
     return rc, status, int(value), cut, cut_end
+
+
+_simple: SimpleResponse = pure_simple_response
 
 
 def _framing(h: _Head, buf: Buffer, out: list[int], ids: list[int], mask: int,

@@ -565,7 +565,8 @@ def h2_fields(
     return fields
 
 
-def _trusted_fields(head: bytes, request_id: bytes = b"") -> list[Header]:
+def _trusted_fields(head: bytes, id_line: bytes = b"",
+                    id_field: Header = (b"", b"")) -> list[Header]:
     """The HTTP/2 fields of a response head this proxy wrote itself from a parsed one
     (``H1ResponseReader.expect_head``): every line is known to be ``name:OWS value OWS``;
     names are lowercased and the connection-specific fields dropped, as :func:`h2_fields`
@@ -574,9 +575,11 @@ def _trusted_fields(head: bytes, request_id: bytes = b"") -> list[Header]:
     A backend repeats most of its lines from response to response (server, content type,
     length, the date within a second): each short line's field is kept in a cache, so a
     repeated line costs one lookup and hands over the same tuple (which the HPACK encoder's
-    own cache then finds by identity). Lines that end with ``request_id`` (the ids the
-    proxy adds) never repeat: they are not cached. The cache is emptied when full: other
-    lines that never repeat only make it start over now and then."""
+    own cache then finds by identity). ``id_line`` is the line with the request id the
+    proxy added, whose field is ``id_field``: it never repeats, so it is not cached, nor
+    are the backend's lines that end with the same id (an echoed X-Request-Id). The cache
+    is emptied when full: other lines that never repeat only make it start over now and
+    then."""
     fields: list[Header] = []
     cache = _LINE_FIELDS
     lines = head.split(b"\r\n")
@@ -584,9 +587,12 @@ def _trusted_fields(head: bytes, request_id: bytes = b"") -> list[Header]:
         line = lines[k]
         field = cache.get(line)
         if field is None:
+            if line == id_line:
+                fields.append(id_field)
+                continue
             field = _line_field(line)
             if len(line) <= _LINE_CACHE_LINE_MAX and not (
-                    request_id and line.endswith(request_id)):
+                    id_line and line.endswith(id_field[1])):
                 remember(cache, line, field, _LINE_CACHE_MAX)
         if field[0]:  # an empty name: a dropped line
             fields.append(field)
@@ -688,18 +694,19 @@ class H1ResponseReader:
         self._buf = bytearray()  # a partial head
         self._last_len = 0
         self._body: LengthBody | ChunkedDecoder | None = None
-        self._hint: tuple[bytes, int, BodyKind, int, bytes] | None = None
+        self._hint: tuple[bytes, int, BodyKind, int, bytes, Header] | None = None
         self.done = False
 
     def expect_head(self, head: bytes, status: int, body: BodyKind, content_length: int,
-                    request_id: str = "") -> None:
+                    id_line: bytes = b"", id_field: Header = (b"", b"")) -> None:
         """Say that the next bytes fed are exactly ``head``, a final response head the
         HTTP/1.1 machine made from one it parsed, with that status and framing (the
         parser's ``body``, a tunnel as ``CLOSE_DELIMITED``). The reader then takes the
         fields from those trusted lines instead of parsing the head a second time; bytes
-        that are not that head are parsed as usual. ``request_id``: the id the proxy
-        wrote in the head; lines that end with it never repeat, so they are not cached."""
-        self._hint = (head, status, body, content_length, request_id.encode())
+        that are not that head are parsed as usual. ``id_line``: the line (without its
+        CRLF) in which the proxy wrote the request id, whose field is ``id_field``: it is
+        new at every response, so it is neither parsed nor cached."""
+        self._hint = (head, status, body, content_length, id_line, id_field)
 
     def feed(self, data: Buffer) -> list[ResponseEvent]:
         """Consume all of ``data``; return the events it completes.
@@ -724,7 +731,7 @@ class H1ResponseReader:
                     status = _STATUS_FIELDS.get(hint[1])
                     if status is None:  # at most 900 of them (100-999)
                         status = _STATUS_FIELDS[hint[1]] = (b":status", b"%d" % hint[1])
-                    fields = [status, *_trusted_fields(head, hint[4])]
+                    fields = [status, *_trusted_fields(head, hint[4], hint[5])]
                     self._start_body(fields, hint[2], hint[3], events)
                     return events
             buf = self._buf

@@ -279,9 +279,19 @@ class StreamHttp(Http):
         it takes its fields without parsing it again (``H1ResponseReader.expect_head``)."""
         out = super()._rewrite_response(head, buf)
         body = BodyKind.CLOSE_DELIMITED if head.tunnel else head.body
+        line, field = self._id_line()
         self.session.reader.expect_head(out, head.status, body, head.content_length or 0,
-                                        self.request_id)
+                                        line, field)
         return out
+
+    def _id_line(self) -> tuple[bytes, tuple[bytes, bytes]]:
+        """The line the response heads get with the request id (``Sozu-Id: ...``, as
+        ``Http`` writes it, without CRLF) and its HTTP/2 field."""
+        name = self._sozu_id_name()
+        request_id = self.request_id.encode()
+        cache = self.config.constants
+        lower = cache.sozu_id_lower if cache is not None else name.lower()
+        return name + b": " + request_id, (lower, request_id)
 
     def _fast_response(self) -> bool:
         """``Http._fast_response``, whose head the stream's reader is told to expect, as
@@ -291,8 +301,9 @@ class StreamHttp(Http):
         status = self.resp_status
         assert status is not None
         # the whole body is in the buffer (the fast path's condition), after the head
+        line, field = self._id_line()
         self.session.reader.expect_head(self.front_out[-1], status, BodyKind.LENGTH,
-                                        self.resp_fwd_end - self.back_start, self.request_id)
+                                        self.resp_fwd_end - self.back_start, line, field)
         return True
 
     def park_backend(self) -> None:
