@@ -221,28 +221,31 @@ class StreamHttp(Http):
     """The HTTP/1.1 machine of one stream: per-IP limits count the connection once, and
     backend connections pass from stream to stream of the same connection."""
 
-    __slots__ = ()
+    __slots__ = ("owner", "stream")
     PROTOCOL_NAMES = ("H2C", "H2")
 
-    def __init__(self, session: Any, proxy: HttpProxy, config: HttpListenerConfig) -> None:
+    def __init__(self, session: H2Stream, proxy: HttpProxy, config: HttpListenerConfig) -> None:
         # a stream's timers are polled ones (reactor/timer.py): a stream lives a few
         # milliseconds, and a heap entry per timer was 3 % of an HTTP/2 request
         polled = session.server.timers.polled
         super().__init__(session, proxy, config,
                          front_timeout=PolledTimeout(polled, config.request_timeout, noop))
+        # ``session`` typed (``Http.session`` is Any): compiled, reading these attributes is
+        # a direct load, where ``self.session.owner`` is a generic lookup
+        self.stream = session
+        owner = self.owner = session.owner
         # a stream carries one request: whatever its bytes might say, the machine never
         # parses a second one (no request hidden in a body can reach a backend)
         self.close_after = True
         # the connection's last authority, split: ``_start_request`` reuses the split when
         # the request repeats it (a client's streams mostly name one host)
-        owner: Http2 = session.owner
         self.authority = owner.authority
         self.host = owner.host
         self.host_port = owner.host_port
 
     def _request_parsed(self, head: RequestHead, view: memoryview) -> None:
         super()._request_parsed(head, view)
-        owner: Http2 = self.session.owner
+        owner = self.owner
         if self.authority is not owner.authority:
             owner.authority = self.authority
             owner.host = self.host
@@ -253,7 +256,7 @@ class StreamHttp(Http):
         ``h1.trusted_request_head`` reads it (from the spans the writer computed), without
         the parser, whenever that can answer (the head whole in the buffer, nothing the
         parser must judge), else parsed."""
-        stream: H2Stream = self.session
+        stream = self.stream
         request = stream.request
         if request is not None:
             stream.request = None  # only the first head of the stream is the one written
@@ -280,7 +283,7 @@ class StreamHttp(Http):
         out = super()._rewrite_response(head, buf)
         body = BodyKind.CLOSE_DELIMITED if head.tunnel else head.body
         line, field = self._id_line()
-        self.session.reader.expect_head(out, head.status, body, head.content_length or 0,
+        self.stream.reader.expect_head(out, head.status, body, head.content_length or 0,
                                         line, field)
         return out
 
@@ -302,14 +305,14 @@ class StreamHttp(Http):
         assert status is not None
         # the whole body is in the buffer (the fast path's condition), after the head
         line, field = self._id_line()
-        self.session.reader.expect_head(self.front_out[-1], status, BodyKind.LENGTH,
+        self.stream.reader.expect_head(self.front_out[-1], status, BodyKind.LENGTH,
                                         self.resp_fwd_end - self.back_start, line, field)
         return True
 
     def park_backend(self) -> None:
         """The stream is done: leave an idle keep-alive backend connection to the next
         streams instead of closing it."""
-        owner: Http2 = self.session.owner
+        owner = self.owner
         backend = self.backend
         sock = self.back_sock
         if (self.back_status != _CONNECTED or not self.resp_done or self.back_eof
@@ -328,7 +331,7 @@ class StreamHttp(Http):
         self.back_token = -1
 
     def _adopt_backend(self) -> bool:
-        owner: Http2 = self.session.owner
+        owner = self.owner
         cluster_id = self.cluster_id
         for parked in owner.parked:
             if parked.cluster_id == cluster_id and parked.sock is not None:
@@ -349,7 +352,7 @@ class StreamHttp(Http):
         back_r = self.back_r
         back_r.event = NONE
         back_r.interest = READABLE | HUP | ERROR
-        self.server.rebind(token, self.session, back_r.interest)
+        self.server.rebind(token, self.stream, back_r.interest)
         self._backend_timeouts()
         self.back_timeout.set(self.config.back_timeout)
         return True
@@ -364,7 +367,7 @@ class StreamHttp(Http):
                                              self._connect_timed_out)
 
     def _acquire_ip_slot(self, cluster_id: str, cluster: Any) -> bool:
-        owner: Http2 = self.session.owner
+        owner = self.owner
         if cluster_id in owner.ip_clusters:
             return True
         if not super()._acquire_ip_slot(cluster_id, cluster):
@@ -375,19 +378,19 @@ class StreamHttp(Http):
         return True
 
     def _tls_front(self) -> TlsSocketHandler | None:
-        front = self.session.owner.front
+        front = self.owner.front
         return front if isinstance(front, TlsSocketHandler) else None
 
     # what HTTP/1.1 keeps per connection is kept once per HTTP/2 connection, not per stream
     def _local_port(self) -> int:
-        owner: Http2 = self.session.owner
+        owner = self.owner
         port = owner.local_port
         if not port:
             port = owner.local_port = super()._local_port()
         return port
 
     def _forwarding_block(self, cache: Any) -> bytes:
-        owner: Http2 = self.session.owner
+        owner = self.owner
         if owner.forwarding_src is not cache:
             owner.forwarding = super()._forwarding_block(cache)
             owner.forwarding_src = cache

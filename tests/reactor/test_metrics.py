@@ -19,6 +19,20 @@ def test_bucket_bounds_contain_their_values(value):
     assert Histogram.bucket_upper(bucket) <= value * 1.125 + 1  # within one sub-bucket
 
 
+@given(st.lists(st.integers(min_value=-5, max_value=10**12), min_size=1, max_size=50))
+def test_folded_samples_land_in_their_buckets(values):
+    """``fold`` counts each sample in ``bucket_of``'s bucket (it inlines that function)."""
+    h = Histogram()
+    for v in values:
+        h.record(v)
+    h.fold()
+    expected: dict[int, int] = {}
+    for v in values:
+        bucket = Histogram.bucket_of(max(v, 0))
+        expected[bucket] = expected.get(bucket, 0) + 1
+    assert h.buckets == expected
+
+
 def test_percentiles_match_sorted_samples_within_bucket_error():
     rng = random.Random(3)
     values = [int(rng.lognormvariate(8, 1.5)) for _ in range(20_000)]
