@@ -56,7 +56,9 @@ __all__ = [
     "Decoder",
     "HeaderListTooLarge",
     "HpackError",
+    "encode_field",
     "encode_headers",
+    "encode_unique_field",
     "huffman_decode",
     "table_size_update",
 ]
@@ -114,6 +116,23 @@ _STATIC_NAMES: Final = _static_names()
 #: string lengths below 127 are one byte (H bit 0): most names and values
 _SHORT: Final = tuple(bytes((n,)) for n in range(127))
 _LITERAL_NAME: Final = b"\x00"  # literal without indexing, new name
+
+
+def encode_field(field: tuple[bytes, bytes]) -> bytes:
+    """One field's representation, as :func:`encode_headers` writes it (the same cache): a
+    caller that keeps it may join such pieces into a header block itself."""
+    encoded = _ENCODED.get(field)
+    if encoded is None:
+        encoded = _encode_field(field[0], field[1])
+        if len(field[0]) + len(field[1]) <= _CACHE_FIELD_MAX:
+            remember(_ENCODED, field, encoded, _CACHE_MAX)
+    return encoded
+
+
+def encode_unique_field(field: tuple[bytes, bytes]) -> bytes:
+    """:func:`encode_field` for a field that will not be seen again (a request id): kept
+    out of the cache, which it would only fill."""
+    return _encode_field(field[0], field[1])
 
 
 def encode_headers(headers: list[tuple[bytes, bytes]]) -> bytes:

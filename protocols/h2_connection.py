@@ -932,7 +932,10 @@ class H2Connection:
         self.next_local_id += 2
         return sid
 
-    def send_headers(self, stream_id: int, headers: list[Header], end_stream: bool = False) -> None:
+    def send_headers(self, stream_id: int, headers: list[Header], end_stream: bool = False,
+                     block: bytes | None = None) -> None:
+        """Queue HEADERS (and CONTINUATION) for ``headers``; ``block``: their HPACK block
+        when the caller already has it (the encoder is stateless: the same bytes)."""
         stream = self.streams.get(stream_id)
         if stream is None:
             if not self.client:
@@ -941,7 +944,8 @@ class H2Connection:
             self.streams[stream_id] = stream
         self._move(stream, StreamInput.SEND_HEADERS)
         stream.responded = True
-        block = encode_headers(headers)
+        if block is None:
+            block = encode_headers(headers)
         if self._table_update:  # the peer lowered its table: say ours is empty (§4.2)
             block = table_size_update(0) + block
             self._table_update = False

@@ -88,6 +88,7 @@ from pysozu.parser.h1 import (
     remember,
     trusted_request_head,
 )
+from pysozu.parser.h2_hpack import encode_field, encode_unique_field
 
 __all__ = [
     "CONNECTION_FIELDS",
@@ -565,8 +566,8 @@ def h2_fields(
     return fields
 
 
-def _trusted_fields(head: bytes, id_line: bytes = b"",
-                    id_field: Header = (b"", b"")) -> list[Header]:
+def _trusted_fields(head: bytes, id_line: bytes = b"", id_field: Header = (b"", b""),
+                    encoded: list[bytes] | None = None) -> list[Header]:
     """The HTTP/2 fields of a response head this proxy wrote itself from a parsed one
     (``H1ResponseReader.expect_head``): every line is known to be ``name:OWS value OWS``;
     names are lowercased and the connection-specific fields dropped, as :func:`h2_fields`
@@ -579,23 +580,30 @@ def _trusted_fields(head: bytes, id_line: bytes = b"",
     proxy added, whose field is ``id_field``: it never repeats, so it is not cached, nor
     are the backend's lines that end with the same id (an echoed X-Request-Id). The cache
     is emptied when full: other lines that never repeat only make it start over now and
-    then."""
+    then. ``encoded``, when given, gets each field's HPACK representation (cached with the
+    field: the encoder is stateless, so a field is always written the same way)."""
     fields: list[Header] = []
     cache = _LINE_FIELDS
     lines = head.split(b"\r\n")
     for k in range(1, len(lines) - 2):  # after the status line, before the empty line
         line = lines[k]
-        field = cache.get(line)
-        if field is None:
+        entry = cache.get(line)
+        if entry is None:
             if line == id_line:
                 fields.append(id_field)
+                if encoded is not None:
+                    encoded.append(encode_unique_field(id_field))
                 continue
             field = _line_field(line)
+            entry = (field, encode_field(field) if field[0] else b"")
             if len(line) <= _LINE_CACHE_LINE_MAX and not (
                     id_line and line.endswith(id_field[1])):
-                remember(cache, line, field, _LINE_CACHE_MAX)
+                remember(cache, line, entry, _LINE_CACHE_MAX)
+        field = entry[0]
         if field[0]:  # an empty name: a dropped line
             fields.append(field)
+            if encoded is not None:
+                encoded.append(entry[1])
     return fields
 
 
@@ -610,9 +618,9 @@ def _line_field(line: bytes) -> Header:
 
 
 #: status code -> its ``:status`` field
-_STATUS_FIELDS: Final[dict[int, Header]] = {}
+_STATUS_FIELDS: Final[dict[int, tuple[Header, bytes]]] = {}
 #: trusted response line -> its field (empty name: dropped); see _trusted_fields
-_LINE_FIELDS: Final[dict[bytes, Header]] = {}
+_LINE_FIELDS: Final[dict[bytes, tuple[Header, bytes]]] = {}
 _LINE_CACHE_MAX: Final = 4096
 _LINE_CACHE_LINE_MAX: Final = 256
 
@@ -625,14 +633,18 @@ def response_headers(head: ResponseHead, buf: bytes | bytearray | memoryview) ->
 
 class ResponseHeaders(_Record):
     """A response head for a HEADERS frame: a 1xx (``informational``), or the final one
-    (``end_stream`` when it has no body)."""
+    (``end_stream`` when it has no body). ``block``: the HPACK header block of ``headers``
+    when the reader already has it (a trusted head: each line's encoding is cached with its
+    field), else None; not part of equality (it follows from ``headers``)."""
 
-    __slots__ = ("end_stream", "headers", "informational")
+    __slots__ = ("block", "end_stream", "headers", "informational")
 
-    def __init__(self, headers: list[Header], end_stream: bool, informational: bool) -> None:
+    def __init__(self, headers: list[Header], end_stream: bool, informational: bool,
+                 block: bytes | None = None) -> None:
         self.headers = headers
         self.end_stream = end_stream
         self.informational = informational
+        self.block = block
 
     def _key(self) -> tuple[object, ...]:
         return (self.headers, self.end_stream, self.informational)
@@ -730,9 +742,11 @@ class H1ResponseReader:
                         and len(data) == len(head))):
                     status = _STATUS_FIELDS.get(hint[1])
                     if status is None:  # at most 900 of them (100-999)
-                        status = _STATUS_FIELDS[hint[1]] = (b":status", b"%d" % hint[1])
-                    fields = [status, *_trusted_fields(head, hint[4], hint[5])]
-                    self._start_body(fields, hint[2], hint[3], events)
+                        field = (b":status", b"%d" % hint[1])
+                        status = _STATUS_FIELDS[hint[1]] = (field, encode_field(field))
+                    encoded = [status[1]]
+                    fields = [status[0], *_trusted_fields(head, hint[4], hint[5], encoded)]
+                    self._start_body(fields, hint[2], hint[3], events, b"".join(encoded))
                     return events
             buf = self._buf
             if buf:
@@ -806,13 +820,14 @@ class H1ResponseReader:
             return pos
 
     def _start_body(self, fields: list[Header], body: BodyKind, content_length: int,
-                    events: list[ResponseEvent]) -> None:
-        """The final head is read: its HEADERS event, and the state for what follows."""
+                    events: list[ResponseEvent], block: bytes | None = None) -> None:
+        """The final head is read: its HEADERS event (with its header block when the
+        caller has it), and the state for what follows."""
         if body == BodyKind.NONE or (body == BodyKind.LENGTH and not content_length):
-            events.append(ResponseHeaders(fields, True, False))
+            events.append(ResponseHeaders(fields, True, False, block))
             self._finish()
             return
-        events.append(ResponseHeaders(fields, False, False))
+        events.append(ResponseHeaders(fields, False, False, block))
         if body == BodyKind.LENGTH:
             self._body = LengthBody(content_length)
             self._state = _BODY

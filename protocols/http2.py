@@ -424,7 +424,8 @@ class H2Stream(ProxySession):
         self.reader = H1ResponseReader(method)
         #: the request whose head opens the inbox, until the machine reads it
         self.request: H1Request | None = None
-        #: frames waiting for flow control: ("h", headers, end) or ("d", bytes, end)
+        #: frames waiting for flow control: ("h", headers, end, block or None) or
+        #: ("d", bytes, end)
         self.outbox: deque[list[Any]] = deque()
         self.out_bytes = 0
         self.blocked = False  # the machine was told would-block
@@ -466,11 +467,11 @@ class H2Stream(ProxySession):
             if event.end_stream:
                 self.response_ended = True
         elif isinstance(event, ResponseHeaders):
-            outbox.append(["h", event.headers, event.end_stream])
+            outbox.append(["h", event.headers, event.end_stream, event.block])
             if event.end_stream:
                 self.response_ended = True
         elif isinstance(event, ResponseTrailers):
-            outbox.append(["h", event.headers, True])
+            outbox.append(["h", event.headers, True, None])
             self.response_ended = True
         self.owner.sending[self.id] = self
         if self.response_ended and self.http is not None:
@@ -909,7 +910,7 @@ class Http2(SessionState):
                     outbox.clear()
                     break
                 if item[0] == "h":
-                    conn.send_headers(sid, item[1], end_stream=item[2])
+                    conn.send_headers(sid, item[1], end_stream=item[2], block=item[3])
                     outbox.popleft()
                     progressed = True
                     continue
