@@ -343,11 +343,14 @@ class RequestHead(_Head):
         connection_tokens: the Connection options, lowercase, in order.
     """
 
-    __slots__ = ("expect_continue", "host", "target_form")
+    __slots__ = ("_method", "_target", "expect_continue", "host", "target_form")
 
     expect_continue: bool
     host: bytes | None
     target_form: TargetForm
+    # the method and target once read (or given by ``trusted_request_head``)
+    _method: bytes | None
+    _target: bytes | None
 
     @property
     def method_start(self) -> int:
@@ -367,13 +370,19 @@ class RequestHead(_Head):
 
     @property
     def method(self) -> bytes:
-        s = self.spans
-        return bytes(self.buf[s[1] : s[2]])
+        method = self._method
+        if method is None:
+            s = self.spans
+            method = self._method = bytes(self.buf[s[1] : s[2]])
+        return method
 
     @property
     def target(self) -> bytes:
-        s = self.spans
-        return bytes(self.buf[s[3] : s[4]])
+        target = self._target
+        if target is None:
+            s = self.spans
+            target = self._target = bytes(self.buf[s[3] : s[4]])
+        return target
 
 
 class ResponseHead(_Head):
@@ -438,6 +447,7 @@ def parse_request_head(
     h.length = rc
     h.spans = out
     h.mask = mask
+    h._method = h._target = None
     ms, me, ts, te, minor = out[1:6]
     # The id mask says which of the headers read below are there: no set of the ids, and
     # no search for the ones that are not.
@@ -529,12 +539,15 @@ def parse_request_head(
 def trusted_request_head(
     buf: Buffer, length: int, spans: list[int], mask: int, host: bytes,
     content_length: int | None, limits: Limits = DEFAULT_LIMITS,
+    method: bytes | None = None, target: bytes | None = None,
 ) -> RequestHead | None:
     """The request head at the start of ``buf``, a head of ``length`` bytes this proxy wrote
     itself (``h2_translate.request_to_h1`` makes one of an HTTP/2 request), read from what
     the writer knows of it instead of scanning it: ``spans`` and ``mask`` as the scanner
     would give them (SCANNER.md), the Host value ``host`` (empty: no Host line), and
-    ``content_length``, the value of its Content-Length line (None: no such line).
+    ``content_length``, the value of its Content-Length line (None: no such line);
+    ``method`` and ``target``, when given, are the request line's (what the head's
+    properties would read from ``buf``).
 
     Returns what :func:`parse_request_head` would, or None whenever that might differ: the
     head breaks a limit, or holds what the parser refuses or reads in ways this function
@@ -576,6 +589,8 @@ def trusted_request_head(
     h.length = length
     h.spans = spans
     h.mask = mask
+    h._method = method
+    h._target = target
     h.body = _CHUNKED if mask & _TE_BIT else _LENGTH if content_length is not None else _NONE
     h.content_length = content_length
     h.keep_alive = True

@@ -157,15 +157,17 @@ class H1Request(_Record):
             stream must add up to it, §8.1.1); None when it had none, even when the head
             got ``Content-Length: 0`` for an empty POST.
         authority: ``:authority``, else the ``host`` field; ``b""`` when neither.
-        spans, mask: what the scanner would say of ``head`` (SCANNER.md), computed while
-            writing it, for ``h1.trusted_request_head``; None for a request made by hand.
-            Not part of equality (they follow from ``head``).
+        spans, mask, target: what the scanner would say of ``head`` (SCANNER.md) and its
+            request target, known while writing it, for ``h1.trusted_request_head``; None
+            for a request made by hand. Not part of equality (they follow from ``head``).
     """
 
-    __slots__ = ("authority", "chunked", "content_length", "head", "mask", "method", "spans")
+    __slots__ = ("authority", "chunked", "content_length", "head", "mask", "method", "spans",
+                 "target")
 
     def __init__(self, head: bytes, method: bytes, chunked: bool, content_length: int | None,
-                 authority: bytes, spans: list[int] | None = None, mask: int = 0) -> None:
+                 authority: bytes, spans: list[int] | None = None, mask: int = 0,
+                 target: bytes | None = None) -> None:
         self.head = head
         self.method = method
         self.chunked = chunked
@@ -173,6 +175,7 @@ class H1Request(_Record):
         self.authority = authority
         self.spans = spans
         self.mask = mask
+        self.target = target
 
     def _key(self) -> tuple[object, ...]:
         return (self.head, self.method, self.chunked, self.content_length, self.authority)
@@ -187,7 +190,7 @@ class H1Request(_Record):
         if content_length is None and self.mask & _CONTENT_LENGTH_BIT:
             content_length = 0  # the "Content-Length: 0" of a POST without body
         return trusted_request_head(buf, len(self.head), spans, self.mask, self.authority,
-                                    content_length, limits)
+                                    content_length, limits, self.method, self.target)
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -486,6 +489,7 @@ def request_to_h1(
         authority=b"" if authority is None else authority,
         spans=spans,
         mask=mask,
+        target=target,
     )
 
 
