@@ -59,17 +59,22 @@ Key = tuple[str, str | None, str | None]
 _PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
+#: buckets a histogram starts with: values up to 2**15 - 1 (32 ms in microseconds)
+_INITIAL_BUCKETS: Final = 8 * 12 + 8
+
+
 class Histogram:
     """Log-linear histogram of non-negative integers (see module docstring)."""
 
-    __slots__ = ("_count", "_max", "_min", "_total", "buckets", "pending")
+    __slots__ = ("_count", "_counts", "_max", "_min", "_total", "pending")
     SUB: Final = 8  # buckets per power of two
     #: samples kept unsorted before they are folded into the buckets
     PENDING: Final = 1024
 
     def __init__(self) -> None:
-        #: bucket -> samples (a plain dict: compiled, its reads and writes are direct calls)
-        self.buckets: dict[int, int] = {}
+        #: samples per bucket, indexed by bucket (a list: compiled, an index is a native
+        #: read; grown when a sample lands past its end)
+        self._counts: list[int] = [0] * _INITIAL_BUCKETS
         #: samples not folded yet: ``record`` is one append on the proxy's hot path (two
         #: samples per request); the buckets are brought up to date when read, or when
         #: this list reaches ``PENDING`` (memory stays bounded)
@@ -118,7 +123,7 @@ class Histogram:
             self._max = high
         self._count += len(pending)
         self._total += sum(pending)
-        buckets = self.buckets
+        counts = self._counts
         for value in pending:
             if value < 8:
                 bucket = value
@@ -131,8 +136,15 @@ class Histogram:
                     rest >>= 1
                     shift += 1
                 bucket = (shift << 3) + (value >> shift)
-            buckets[bucket] = buckets.get(bucket, 0) + 1
+            if bucket >= len(counts):
+                counts.extend([0] * (bucket + 1 - len(counts)))
+            counts[bucket] += 1
         self.pending = []
+
+    @property
+    def buckets(self) -> dict[int, int]:
+        """bucket -> samples folded so far, for the buckets that have any."""
+        return {bucket: n for bucket, n in enumerate(self._counts) if n}
 
     @property
     def count(self) -> int:
@@ -160,9 +172,9 @@ class Histogram:
             return 0
         rank = max(1, -(-self.count * p // 100))
         seen = 0
-        for bucket in sorted(self.buckets):
-            seen += self.buckets[bucket]
-            if seen >= rank:
+        for bucket, n in enumerate(self._counts):
+            seen += n
+            if n and seen >= rank:
                 return min(self.bucket_upper(bucket), self.max)
         return self.max
 

@@ -232,7 +232,8 @@ class Server:
             self.register(fd, session, interest)
             return
         self._entries[fd] = _Entry(_SESSION, session, self._epoch)
-        self.poller.update_interest(fd, interest)
+        if self._level:  # an edge-triggered poller asked for everything once
+            self.poller.update_interest(fd, interest)
 
     def unregister(self, fd: int) -> None:
         """Stop polling ``fd``; call before closing the socket."""
