@@ -140,17 +140,8 @@ def encode_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
 
     Each short field's representation is kept in a cache: a stateless encoder writes a
     field the same way every time, and a proxy sends the same fields again and again
-    (status, server, content type). Emptied when full."""
-    cache = _ENCODED
-    parts: list[bytes] = []
-    for field in headers:
-        encoded = cache.get(field)
-        if encoded is None:
-            encoded = _encode_field(field[0], field[1])
-            if len(field[0]) + len(field[1]) <= _CACHE_FIELD_MAX:
-                remember(cache, field, encoded, _CACHE_MAX)
-        parts.append(encoded)
-    return b"".join(parts)
+    (status, server, content type). Emptied when full (:func:`encode_field`)."""
+    return b"".join([encode_field(field) for field in headers])
 
 
 def _encode_field(name: bytes, value: bytes) -> bytes:

@@ -76,6 +76,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Final
 
@@ -729,9 +730,8 @@ class Http(SessionState):
         self.ip_clusters: tuple[str, ...] = ()  # a tuple: 48 bytes for one, a set 216
         #: what the client sent, when it turned out to be HTTP/2's preface (h2c)
         self.h2_preread: bytes | None = None
-        timers = server.timers
         if front_timeout is None:
-            front_timeout = Timeout(timers, config.request_timeout, self._front_timed_out)
+            front_timeout = self._new_timeout(config.request_timeout, self._front_timed_out)
         else:
             front_timeout.reuse(config.request_timeout, self._front_timed_out)
         self.front_timeout = front_timeout
@@ -1574,9 +1574,15 @@ class Http(SessionState):
         session that never opens one never pays for them); then nothing."""
         if self.back_timeout is not UNARMED:
             return
-        timers, config = self.timers, self.config
-        self.back_timeout = Timeout(timers, config.back_timeout, self._back_timed_out)
-        self.connect_timeout = Timeout(timers, config.connect_timeout, self._connect_timed_out)
+        config = self.config
+        self.back_timeout = self._new_timeout(config.back_timeout, self._back_timed_out)
+        self.connect_timeout = self._new_timeout(config.connect_timeout,
+                                                 self._connect_timed_out)
+
+    def _new_timeout(self, duration: float, callback: Callable[[], None]) -> Timeout:
+        """One of this session's timers: a heap entry of the loop's (an HTTP/2 stream's
+        machine makes polled ones instead, see ``StreamHttp``)."""
+        return Timeout(self.timers, duration, callback)
 
     def _check_connect(self) -> bool:
         sock = self.back_sock
@@ -1865,9 +1871,8 @@ class Http(SessionState):
             length, status, content_length, cut, cut_end = simple
             if length + content_length != end - start:
                 return False  # more to read, or bytes after the body: the general path
-            head = b"".join((view[:cut], view[cut_end : length - 2], self._sozu_id_name(),
-                             b": ", self.request_id.encode(), b"\r\n", route.response_adds,
-                             b"\r\n"))
+            head = b"".join((view[:cut], view[cut_end : length - 2], self._id_line(),
+                             b"\r\n", route.response_adds, b"\r\n"))
         finally:
             view.release()
         self._final_response(_SIMPLE_RESPONSE, status)
@@ -1987,6 +1992,11 @@ class Http(SessionState):
         cache = self.config.constants
         return cache.sozu_id if cache is not None else self.config.sozu_id_header.encode()
 
+    def _id_line(self) -> bytes:
+        """The line (without CRLF) that gives the client this request's id
+        (``Sozu-Id: ...``)."""
+        return self._sozu_id_name() + b": " + self.request_id.encode()
+
     def _rewrite_response(self, head: ResponseHead, buf: memoryview) -> bytes:
         config = self.config
         spans = head.spans
@@ -2028,7 +2038,7 @@ class Http(SessionState):
             pieces.append(buf[cursor : spans[base + 1]])
             cursor = spans[base + 6] if i + 1 < n else end_of_lines
         pieces.append(buf[cursor:end_of_lines])
-        pieces.append(self._sozu_id_name() + b": " + self.request_id.encode() + b"\r\n")
+        pieces.append(self._id_line() + b"\r\n")
         cluster = self.proxy.clusters.get(self.cluster_id or "")
         backend = self.backend
         if cluster is not None and cluster.sticky_session and backend is not None:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from pysozu.parser import ParseError
@@ -57,7 +57,7 @@ from pysozu.reactor.session import (
     SocketResult,
     StateMachineSession,
 )
-from pysozu.reactor.timer import UNARMED, PolledTimeout, Timeout, noop
+from pysozu.reactor.timer import PolledTimeout, Timeout
 
 from .backends import Backend, BackendStatus
 from .h2_connection import (
@@ -225,11 +225,7 @@ class StreamHttp(Http):
     PROTOCOL_NAMES = ("H2C", "H2")
 
     def __init__(self, session: H2Stream, proxy: HttpProxy, config: HttpListenerConfig) -> None:
-        # a stream's timers are polled ones (reactor/timer.py): a stream lives a few
-        # milliseconds, and a heap entry per timer was 3 % of an HTTP/2 request
-        polled = session.server.timers.polled
-        super().__init__(session, proxy, config,
-                         front_timeout=PolledTimeout(polled, config.request_timeout, noop))
+        super().__init__(session, proxy, config)
         # ``session`` typed (``Http.session`` is Any): compiled, reading these attributes is
         # a direct load, where ``self.session.owner`` is a generic lookup
         self.stream = session
@@ -282,19 +278,18 @@ class StreamHttp(Http):
         it takes its fields without parsing it again (``H1ResponseReader.expect_head``)."""
         out = super()._rewrite_response(head, buf)
         body = BodyKind.CLOSE_DELIMITED if head.tunnel else head.body
-        line, field = self._id_line()
+        line, field = self._id_line_field()
         self.stream.reader.expect_head(out, head.status, body, head.content_length or 0,
                                         line, field)
         return out
 
-    def _id_line(self) -> tuple[bytes, tuple[bytes, bytes]]:
-        """The line the response heads get with the request id (``Sozu-Id: ...``, as
-        ``Http`` writes it, without CRLF) and its HTTP/2 field."""
+    def _id_line_field(self) -> tuple[bytes, tuple[bytes, bytes]]:
+        """``Http._id_line`` and its HTTP/2 field, for the stream's reader."""
         name = self._sozu_id_name()
-        request_id = self.request_id.encode()
+        line = self._id_line()
         cache = self.config.constants
         lower = cache.sozu_id_lower if cache is not None else name.lower()
-        return name + b": " + request_id, (lower, request_id)
+        return line, (lower, line[len(name) + 2 :])
 
     def _fast_response(self) -> bool:
         """``Http._fast_response``, whose head the stream's reader is told to expect, as
@@ -304,7 +299,7 @@ class StreamHttp(Http):
         status = self.resp_status
         assert status is not None
         # the whole body is in the buffer (the fast path's condition), after the head
-        line, field = self._id_line()
+        line, field = self._id_line_field()
         self.stream.reader.expect_head(self.front_out[-1], status, BodyKind.LENGTH,
                                         self.resp_fwd_end - self.back_start, line, field)
         return True
@@ -357,14 +352,10 @@ class StreamHttp(Http):
         self.back_timeout.set(self.config.back_timeout)
         return True
 
-    def _backend_timeouts(self) -> None:
-        """``Http._backend_timeouts`` with polled timeouts, like the stream's front one."""
-        if self.back_timeout is not UNARMED:
-            return
-        polled, config = self.timers.polled, self.config
-        self.back_timeout = PolledTimeout(polled, config.back_timeout, self._back_timed_out)
-        self.connect_timeout = PolledTimeout(polled, config.connect_timeout,
-                                             self._connect_timed_out)
+    def _new_timeout(self, duration: float, callback: Callable[[], None]) -> Timeout:
+        """A stream's timers are polled ones (reactor/timer.py): a stream lives a few
+        milliseconds, and a heap entry per timer was 3 % of an HTTP/2 request."""
+        return PolledTimeout(self.timers.polled, duration, callback)
 
     def _acquire_ip_slot(self, cluster_id: str, cluster: Any) -> bool:
         owner = self.owner
